@@ -1,0 +1,46 @@
+"""One shape for every API error: {"detail": ..., "code": ...} (CONTRACT "REST API")."""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The object is not in a state that allows this."
+    default_code = "conflict"
+
+
+def _first_code(codes: Any) -> str:
+    if isinstance(codes, str):
+        return codes
+    if isinstance(codes, dict):
+        return _first_code(next(iter(codes.values()), "invalid"))
+    if isinstance(codes, list) and codes:
+        return _first_code(codes[0])
+    return "invalid"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ValidationError):
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    detail = exc.detail
+    body: dict[str, Any] = {"code": _first_code(exc.get_codes())}
+    if isinstance(detail, dict | list):
+        body["detail"] = "Invalid input."
+        body["errors"] = response.data
+    else:
+        body["detail"] = str(detail)
+    response.data = body
+    return response

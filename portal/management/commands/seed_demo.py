@@ -1,0 +1,32 @@
+import io
+from typing import Any
+
+import qrcode
+from django.core.management.base import BaseCommand
+
+from audit.context import acting_as
+from portal.demo import DEMO_PEOPLE, seed_people
+
+
+class Command(BaseCommand):
+    help = "Load the demo organisation: roles, people with factors (idempotent)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--no-qr", action="store_true", help="Do not draw the TOTP QR code.")
+
+    def handle(self, *args: Any, no_qr: bool = False, **options: Any) -> None:
+        with acting_as("seed_demo"):
+            login = seed_people()
+        self.stdout.write(f"demo people: {', '.join(person[0] for person in DEMO_PEOPLE)}")
+        self.stdout.write(f"all share the demo password (kept in var/demo-password)")
+        if not no_qr:
+            qr = qrcode.QRCode(border=1)
+            qr.add_data(login.otpauth_uri)
+            art = io.StringIO()
+            qr.print_ascii(out=art, invert=True)
+            self.stdout.write(art.getvalue())
+        self.stdout.write(f"admin login: http://127.0.0.1:8000/admin/")
+        self.stdout.write(f"  username: {login.username}")
+        self.stdout.write(f"  password: {login.password}")
+        self.stdout.write(f"  TOTP (scan the QR code above or add this URI to an authenticator app):")
+        self.stdout.write(login.otpauth_uri)

@@ -1,0 +1,67 @@
+"""The roles of DESIGN "portal": Django groups, keyed by the slugs CSV imports use."""
+
+from enum import StrEnum
+from typing import Any
+
+
+class Role(StrEnum):
+    SECURITY_ADMIN = "security_admin"
+    AGENT = "agent"
+    MANAGER = "manager"
+    APPROVER = "approver"
+    AUDITOR = "auditor"
+
+    @property
+    def group_name(self) -> str:
+        return ROLE_GROUP_NAMES[self]
+
+
+ROLE_GROUP_NAMES: dict[Role, str] = {
+    Role.SECURITY_ADMIN: "Security admin",
+    Role.AGENT: "Service desk agent",
+    Role.MANAGER: "Manager",
+    Role.APPROVER: "Approver",
+    Role.AUDITOR: "Auditor",
+}
+
+# Roles whose holders work in the admin and so are staff.
+STAFF_ROLES = frozenset(ROLE_GROUP_NAMES) - {Role.MANAGER, Role.APPROVER}
+
+# What each role may do in the admin, as "app_label.codename". Later apps add
+# theirs and ship a migration that calls sync_role_permissions again.
+ROLE_PERMISSIONS: dict[Role, list[str]] = {
+    Role.SECURITY_ADMIN: [
+        "portal.view_user", "portal.add_user", "portal.change_user",
+        "portal.view_apitoken", "portal.change_apitoken",
+        "audit.view_auditevent", "auditlog.view_logentry",
+        "otp_totp.view_totpdevice", "otp_totp.delete_totpdevice",
+        "otp_email.view_emaildevice", "otp_email.delete_emaildevice",
+        "otp_static.view_staticdevice", "otp_static.delete_staticdevice",
+    ],
+    Role.AGENT: ["portal.view_user"],
+    Role.MANAGER: ["portal.view_user"],
+    Role.APPROVER: ["portal.view_user"],
+    Role.AUDITOR: ["portal.view_user", "audit.view_auditevent", "auditlog.view_logentry"],
+}
+
+
+def sync_role_permissions(apps: Any) -> None:
+    """Create the role groups and give each exactly its permissions (used by migrations)."""
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally created after all migrations; create them now so
+    # this migration can hand them out.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    group_model = apps.get_model("auth", "Group")
+    permission_model = apps.get_model("auth", "Permission")
+    for role, names in ROLE_PERMISSIONS.items():
+        group, _ = group_model.objects.get_or_create(name=role.group_name)
+        wanted = [tuple(name.split(".", 1)) for name in names]
+        permissions = [
+            permission_model.objects.get(content_type__app_label=app_label, codename=codename)
+            for app_label, codename in wanted
+        ]
+        group.permissions.set(permissions)

@@ -1,0 +1,60 @@
+"""Enrolment of factors (django-otp devices) for a user."""
+
+from dataclasses import dataclass, field
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django_otp.models import Device
+from django_otp.plugins.otp_email.models import EmailDevice
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audit.services import record
+
+BACKUP_CODE_COUNT = 10
+
+
+class EnrolmentError(Exception):
+    pass
+
+
+@dataclass
+class Enrolment:
+    device: Device
+    # What the person enrolling must keep: the otpauth URI, or the backup codes.
+    secrets_to_show: list[str] = field(default_factory=list)
+
+
+def _enroll_totp(user: AbstractBaseUser) -> Enrolment:
+    device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    return Enrolment(device, [device.config_url])
+
+
+def _enroll_email(user: AbstractBaseUser) -> Enrolment:
+    if not getattr(user, "email", ""):
+        raise EnrolmentError(f"{user.get_username()} has no email address")
+    return Enrolment(EmailDevice.objects.create(user=user, name="Email", confirmed=True))
+
+
+def _enroll_backup_codes(user: AbstractBaseUser) -> Enrolment:
+    device = StaticDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    codes = [StaticToken.random_token() for _ in range(BACKUP_CODE_COUNT)]
+    StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
+    return Enrolment(device, codes)
+
+
+ENROLLERS = {
+    "totp": _enroll_totp,
+    "email": _enroll_email,
+    "backup_codes": _enroll_backup_codes,
+}
+
+
+@transaction.atomic
+def factor_enroll(*, user: AbstractBaseUser, method: str) -> Enrolment:
+    enroller = ENROLLERS.get(method)
+    if enroller is None:
+        raise EnrolmentError(f"unknown method {method!r} (known: {', '.join(ENROLLERS)})")
+    enrolment = enroller(user)
+    record("factor_enrolled", subject=user, data={"method": method, "device": enrolment.device.persistent_id})
+    return enrolment
