@@ -1,5 +1,8 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.db.models.signals import post_migrate
 
 
 class PortalConfig(AppConfig):
@@ -13,6 +16,15 @@ class PortalConfig(AppConfig):
         from portal.models import User
 
         auditlog.register(User, exclude_fields=["password", "last_login"])
+        post_migrate.connect(_sync_roles, sender=self)
+
+
+def _sync_roles(**kwargs: Any) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    from portal.roles import sync_role_permissions
+
+    sync_role_permissions(Group, Permission)
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):

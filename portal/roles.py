@@ -45,23 +45,21 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
 }
 
 
-def sync_role_permissions(apps: Any) -> None:
-    """Create the role groups and give each exactly its permissions (used by migrations)."""
-    from django.contrib.auth.management import create_permissions
+def sync_role_permissions(group_model: Any, permission_model: Any) -> None:
+    """Create the role groups and give each exactly the permissions listed above.
 
-    # Permissions are normally created after all migrations; create them now so
-    # this migration can hand them out.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    group_model = apps.get_model("auth", "Group")
-    permission_model = apps.get_model("auth", "Permission")
+    Runs from the roles migration and after every `migrate` (PortalConfig), so a
+    permission added to ROLE_PERMISSIONS with a new model reaches its role.
+    """
     for role, names in ROLE_PERMISSIONS.items():
         group, _ = group_model.objects.get_or_create(name=role.group_name)
-        wanted = [tuple(name.split(".", 1)) for name in names]
-        permissions = [
-            permission_model.objects.get(content_type__app_label=app_label, codename=codename)
-            for app_label, codename in wanted
-        ]
+        permissions = []
+        for name in names:
+            app_label, codename = name.split(".", 1)
+            permission = permission_model.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission is None:
+                raise LookupError(f"ROLE_PERMISSIONS names {name!r}, which does not exist")
+            permissions.append(permission)
         group.permissions.set(permissions)

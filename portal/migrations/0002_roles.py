@@ -1,10 +1,17 @@
+from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
 from portal.roles import sync_role_permissions
 
 
 def create_roles(apps, schema_editor):
-    sync_role_permissions(apps)
+    # Permissions are normally created after all migrations; create them now so
+    # this migration can hand them out.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    sync_role_permissions(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 class Migration(migrations.Migration):

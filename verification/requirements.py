@@ -1,0 +1,68 @@
+"""What a case must meet, as handed in by whoever opens it (DESIGN "Dependency direction").
+
+Verification enforces these; it never decides them and knows nothing of tiers.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Method(StrEnum):
+    EMAIL_OTP = "email_otp"
+    SMS_OTP = "sms_otp"
+    TOTP = "totp"
+    PUSH = "push"
+    BACKUP_CODE = "backup_code"
+    MANAGER_ATTESTATION = "manager_attestation"
+
+
+class Channel(StrEnum):
+    """How the request reached the service desk."""
+
+    PHONE = "phone"
+    CHAT = "chat"
+    EMAIL = "email"
+    WALK_IN = "walk_in"
+    PORTAL = "portal"
+
+
+# With require_distinct_channel, a challenge never travels over the contact channel.
+SAME_CHANNEL_METHODS: dict[Channel, frozenset[Method]] = {
+    Channel.EMAIL: frozenset({Method.EMAIL_OTP}),
+    Channel.PHONE: frozenset({Method.SMS_OTP}),
+    Channel.PORTAL: frozenset({Method.PUSH}),
+    Channel.CHAT: frozenset(),
+    Channel.WALK_IN: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Requirements:
+    factors: int
+    methods: frozenset[Method]
+    require_distinct_channel: bool
+    manager_attestation: bool
+    id_proofing: bool
+    min_factor_age_days: int
+    challenge_ttl_seconds: int
+    max_attempts: int
+    verification_window_minutes: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "factors": self.factors,
+            "methods": sorted(self.methods),
+            "require_distinct_channel": self.require_distinct_channel,
+            "manager_attestation": self.manager_attestation,
+            "id_proofing": self.id_proofing,
+            "min_factor_age_days": self.min_factor_age_days,
+            "challenge_ttl_seconds": self.challenge_ttl_seconds,
+            "max_attempts": self.max_attempts,
+            "verification_window_minutes": self.verification_window_minutes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> "Requirements":
+        values = dict(data)
+        values["methods"] = frozenset(Method(m) for m in values["methods"])  # type: ignore[attr-defined]
+        return cls(**values)  # type: ignore[arg-type]
