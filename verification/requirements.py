@@ -4,26 +4,27 @@ Verification enforces these; it never decides them and knows nothing of tiers.
 """
 
 from dataclasses import dataclass
-from enum import StrEnum
+
+from django.db import models
 
 
-class Method(StrEnum):
-    EMAIL_OTP = "email_otp"
-    SMS_OTP = "sms_otp"
-    TOTP = "totp"
-    PUSH = "push"
-    BACKUP_CODE = "backup_code"
-    MANAGER_ATTESTATION = "manager_attestation"
+class Method(models.TextChoices):
+    EMAIL_OTP = "email_otp", "Email code"
+    SMS_OTP = "sms_otp", "SMS code"
+    TOTP = "totp", "Authenticator app code"
+    PUSH = "push", "Push with number matching"
+    BACKUP_CODE = "backup_code", "Backup code"
+    MANAGER_ATTESTATION = "manager_attestation", "Manager attestation"
 
 
-class Channel(StrEnum):
+class Channel(models.TextChoices):
     """How the request reached the service desk."""
 
-    PHONE = "phone"
-    CHAT = "chat"
-    EMAIL = "email"
-    WALK_IN = "walk_in"
-    PORTAL = "portal"
+    PHONE = "phone", "Phone call"
+    CHAT = "chat", "Chat"
+    EMAIL = "email", "Email"
+    WALK_IN = "walk_in", "Walk-in"
+    PORTAL = "portal", "Portal"
 
 
 # With require_distinct_channel, a challenge never travels over the contact channel.
