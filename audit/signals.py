@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.contrib.admin.models import LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_save
 from django.dispatch import receiver
@@ -39,7 +39,7 @@ def _on_otp_failed(sender: Any, user: Any, **kwargs: Any) -> None:
 def _on_admin_change(sender: Any, instance: LogEntry, created: bool, **kwargs: Any) -> None:
     if not created:
         return
-    verb = {LogEntry.ADDITION: "admin_add", LogEntry.CHANGE: "admin_change", LogEntry.DELETION: "admin_delete"}
+    verb = {ADDITION: "admin_add", CHANGE: "admin_change", DELETION: "admin_delete"}
     record(
         verb.get(instance.action_flag, "admin_change"),
         actor=instance.user,
