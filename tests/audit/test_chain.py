@@ -38,3 +38,46 @@ def test_altered_row_is_named_by_verify_audit_chain():
         cursor.execute("UPDATE audit_auditevent SET outcome = 'blocked' WHERE id = %s", [victim.pk])
     with pytest.raises(CommandError, match=f"id {victim.pk}"):
         call_command("verify_audit_chain")
+
+
+def test_deleted_middle_row_is_detected():
+    record("case_opened")
+    middle = record("challenge_sent")
+    after = record("challenge_passed")
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [middle.pk])
+    report = verify_chain()
+    assert not report.ok
+    assert report.first_bad_id == after.pk
+    assert "missing" in report.reason
+
+
+def test_deleted_tail_is_detected_through_the_chain_head():
+    record("case_opened")
+    last = record("action_executed")
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [last.pk])
+    report = verify_chain()
+    assert not report.ok
+    assert "tail deleted" in report.reason
+    with pytest.raises(CommandError, match="BROKEN"):
+        call_command("verify_audit_chain")
+
+
+def test_intact_chain_exits_zero_with_a_summary(capsys):
+    for verb in ("a", "b", "c"):
+        record(verb, data={"when": verb})
+    call_command("verify_audit_chain")
+    assert "audit chain intact: 3 events" in capsys.readouterr().out
+
+
+def test_rolled_back_event_leaves_no_gap():
+    from django.db import transaction
+
+    record("kept")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record("rolled_back")
+        raise RuntimeError
+    record("kept_too")
+    assert verify_chain().ok
+    assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == [1, 2]
