@@ -32,6 +32,15 @@ test: install-dev
 	$(BIN)/pytest -q -n 2
 	$(MAKE) --no-print-directory lint
 
+# The real services of this machine; override DATABASE_URL / REDIS_URL to point elsewhere.
+test-services: install-dev
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
+	$(BIN)/pytest -q --ds portal.settings.services tests/services
+
+test-e2e: install-dev
+	$(BIN)/pytest -q tests/e2e
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy .

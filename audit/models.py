@@ -59,6 +59,14 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} {self.verb} {self.outcome} by {self.actor or '-'}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("audit events are append-only")
+
     def canonical(self) -> str:
         """The row as hashed: every recorded field, sorted keys, no whitespace."""
         return json.dumps(
@@ -85,14 +93,6 @@ class AuditEvent(models.Model):
     def compute_hash(self) -> str:
         return hashlib.sha256((self.prev_hash + self.canonical()).encode()).hexdigest()
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise AppendOnlyError("audit events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise AppendOnlyError("audit events are append-only")
-
 
 class ChainHead(models.Model):
     """The single row every append locks: it serialises writers so the chain never forks,
@@ -104,3 +104,6 @@ class ChainHead(models.Model):
 
     class Meta:
         verbose_name = "chain head"
+
+    def __str__(self) -> str:
+        return f"chain head: {self.count} events, {self.hash[:12]}…"

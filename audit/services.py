@@ -83,7 +83,9 @@ class ChainReport:
     reason: str = ""
 
 
-def verify_chain(*, progress: Callable[[Iterable[AuditEvent]], Iterable[AuditEvent]] | None = None) -> ChainReport:
+def verify_chain(
+    *, progress: Callable[[Iterable[AuditEvent]], Iterable[AuditEvent]] | None = None
+) -> ChainReport:
     """Recompute every hash in chain order and compare with the head.
 
     Names the first row that breaks the chain: an altered field changes its own
@@ -109,7 +111,11 @@ def verify_chain(*, progress: Callable[[Iterable[AuditEvent]], Iterable[AuditEve
     head_hash, head_count = (head.hash, head.count) if head else (GENESIS_HASH, 0)
     if (head_hash, head_count) != (expected_prev, count):
         return ChainReport(
-            False, count, expected_prev, None, count + 1,
+            False,
+            count,
+            expected_prev,
+            None,
+            count + 1,
             f"chain head says {head_count} rows ending {head_hash[:12]}…, "
             f"the table holds {count} ending {expected_prev[:12]}… (tail deleted)",
         )

@@ -36,7 +36,7 @@ def _on_otp_failed(sender: Any, user: Any, **kwargs: Any) -> None:
 
 
 @receiver(post_save, sender=LogEntry)
-def _on_admin_change(sender: Any, instance: LogEntry, created: bool, **kwargs: Any) -> None:
+def _on_admin_change(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     if not created:
         return
     verb = {ADDITION: "admin_add", CHANGE: "admin_change", DELETION: "admin_delete"}

@@ -12,7 +12,11 @@ def audit_chain_verify() -> bool:
         "audit_chain_verified",
         outcome=Outcome.SUCCESS if report.ok else Outcome.FAILURE,
         actor="system",
-        data={"ok": report.ok, "count": report.count, "first_bad_id": report.first_bad_id,
-              "reason": report.reason},
+        data={
+            "ok": report.ok,
+            "count": report.count,
+            "first_bad_id": report.first_bad_id,
+            "reason": report.reason,
+        },
     )
     return report.ok

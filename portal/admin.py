@@ -7,17 +7,36 @@ from portal.models import ApiToken, User
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ("username", "email", "phone", "manager", "department", "is_privileged", "status", "is_staff")
+    list_display = (
+        "username",
+        "email",
+        "phone",
+        "manager",
+        "department",
+        "is_privileged",
+        "status",
+        "is_staff",
+    )
     list_filter = ("status", "is_privileged", "is_staff", "groups", "department")
     list_select_related = ("manager",)
     search_fields = ("username", "email", "first_name", "last_name", "employee_id")
     autocomplete_fields = ("manager",)
     fieldsets = (
-        *DjangoUserAdmin.fieldsets,
+        *(DjangoUserAdmin.fieldsets or ()),
         (
             "Organisation and contact",
-            {"fields": ("phone", "manager", "department", "title", "employee_id",
-                        "is_privileged", "status", "contact_changed_at")},
+            {
+                "fields": (
+                    "phone",
+                    "manager",
+                    "department",
+                    "title",
+                    "employee_id",
+                    "is_privileged",
+                    "status",
+                    "contact_changed_at",
+                )
+            },
         ),
     )
     readonly_fields = ("contact_changed_at", "last_login", "date_joined")

@@ -16,16 +16,49 @@ ADMIN_USERNAME = "admin"
 
 # username, email, phone, manager, title, privileged, roles, staff
 DEMO_PEOPLE: list[tuple[str, str, str, str, str, bool, list[Role], bool]] = [
-    (ADMIN_USERNAME, "admin@example.test", "+15550100001", "", "Security lead", True,
-     [Role.SECURITY_ADMIN], True),
+    (
+        ADMIN_USERNAME,
+        "admin@example.test",
+        "+15550100001",
+        "",
+        "Security lead",
+        True,
+        [Role.SECURITY_ADMIN],
+        True,
+    ),
     ("agent.sam", "sam@example.test", "+15550100002", "", "Service desk agent", False, [Role.AGENT], True),
     ("auditor.ada", "ada@example.test", "+15550100003", "", "Internal auditor", False, [Role.AUDITOR], True),
-    ("manager.maria", "maria@example.test", "+15550100004", "", "Engineering manager", False,
-     [Role.MANAGER], False),
-    ("approver.omar", "omar@example.test", "+15550100005", "", "Platform owner", False, [Role.APPROVER], False),
+    (
+        "manager.maria",
+        "maria@example.test",
+        "+15550100004",
+        "",
+        "Engineering manager",
+        False,
+        [Role.MANAGER],
+        False,
+    ),
+    (
+        "approver.omar",
+        "omar@example.test",
+        "+15550100005",
+        "",
+        "Platform owner",
+        False,
+        [Role.APPROVER],
+        False,
+    ),
     ("emp.jordan", "jordan@example.test", "+15550100006", "manager.maria", "Engineer", False, [], False),
-    ("emp.priya", "priya@example.test", "+15550100007", "manager.maria", "Database administrator", True,
-     [], False),
+    (
+        "emp.priya",
+        "priya@example.test",
+        "+15550100007",
+        "manager.maria",
+        "Database administrator",
+        True,
+        [],
+        False,
+    ),
 ]
 
 
@@ -52,9 +85,15 @@ def seed_people() -> DemoLogin:
     for username, email, phone, manager, title, privileged, roles, staff in DEMO_PEOPLE:
         user, created = User.objects.get_or_create(
             username=username,
-            defaults={"email": email, "phone": phone, "title": title, "is_privileged": privileged,
-                      "is_staff": staff, "is_superuser": username == ADMIN_USERNAME,
-                      "manager": User.objects.filter(username=manager).first()},
+            defaults={
+                "email": email,
+                "phone": phone,
+                "title": title,
+                "is_privileged": privileged,
+                "is_staff": staff,
+                "is_superuser": username == ADMIN_USERNAME,
+                "manager": User.objects.filter(username=manager).first(),
+            },
         )
         if created:
             user.set_password(password)

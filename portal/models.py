@@ -32,9 +32,6 @@ class User(AbstractUser):
         null=True, blank=True, help_text="Last change of email or phone (SIM-swap defence)."
     )
 
-    class Meta(AbstractUser.Meta):
-        swappable = "AUTH_USER_MODEL"
-
     def clean(self) -> None:
         super().clean()
         if self.manager_id is not None and self.pk is not None and self.manages_via_chain(self.manager):
@@ -68,7 +65,9 @@ class ApiToken(models.Model):
 
     user = models.ForeignKey("portal.User", on_delete=models.CASCADE, related_name="api_tokens")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    prefix = models.CharField(max_length=8, editable=False, help_text="First characters, to tell tokens apart.")
+    prefix = models.CharField(
+        max_length=8, editable=False, help_text="First characters, to tell tokens apart."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)

@@ -19,7 +19,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record
-from portal.models import User
 from portal.roles import Role
 
 COLUMNS = ("username", "email", "phone", "manager", "department", "title", "is_privileged", "roles")
@@ -86,9 +85,15 @@ def parse_row(line: int, raw: dict[str, str]) -> UserRow:
     if values["manager"] == username:
         raise RowError("a user cannot be their own manager")
     return UserRow(
-        line=line, username=username, email=values["email"], phone=normalise_phone(values["phone"]),
-        manager=values["manager"], department=values["department"], title=values["title"],
-        is_privileged=_BOOLEANS[privileged], roles=roles,
+        line=line,
+        username=username,
+        email=values["email"],
+        phone=normalise_phone(values["phone"]),
+        manager=values["manager"],
+        department=values["department"],
+        title=values["title"],
+        is_privileged=_BOOLEANS[privileged],
+        roles=roles,
     )
 
 
@@ -130,7 +135,8 @@ def _save_row(row: UserRow) -> bool:
     user.save()
     user.groups.set(Group.objects.filter(name__in=[role.group_name for role in row.roles]))
     record(
-        "user_imported" if created else "user_updated", subject=user,
+        "user_imported" if created else "user_updated",
+        subject=user,
         data={"line": row.line, "roles": [role.value for role in row.roles]},
     )
     return created

@@ -30,7 +30,9 @@ class VerificationCase(models.Model):
 
     subject = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases")
     agent = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases_opened",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="cases_opened",
         help_text="The service-desk agent, or the requester of an access request.",
     )
     action = models.CharField(max_length=40, db_index=True)
@@ -71,8 +73,9 @@ class Challenge(models.Model):
     case = models.ForeignKey(VerificationCase, on_delete=models.PROTECT, related_name="challenges")
     method = models.CharField(max_length=20, choices=Method)
     device_id = models.CharField(max_length=100, blank=True, help_text="django-otp persistent id.")
-    state = models.CharField(max_length=10, choices=ChallengeState, default=ChallengeState.QUEUED,
-                             db_index=True)
+    state = models.CharField(
+        max_length=10, choices=ChallengeState, default=ChallengeState.QUEUED, db_index=True
+    )
     secret_hash = models.CharField(max_length=128, blank=True, editable=False)
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField()

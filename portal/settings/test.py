@@ -4,8 +4,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 
-from portal.settings.default import *  # noqa: E402,F403
-from portal.settings.default import DATABASES, EMBEDDED_DATABASE  # noqa: E402
+from portal.settings.default import *  # noqa: F403
+from portal.settings.default import DATABASES, EMBEDDED_DATABASE
 
 if EMBEDDED_DATABASE:
     DATABASES["default"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}

@@ -47,9 +47,17 @@ def test_admin_changes_are_recorded(client, security_admin, subject):
     response = client.post(
         f"/admin/portal/user/{subject.pk}/change/",
         {
-            "username": subject.username, "email": "new@example.test", "phone": subject.phone,
-            "status": "active", "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00",
-            "first_name": "", "last_name": "", "department": "", "title": "", "employee_id": "",
+            "username": subject.username,
+            "email": "new@example.test",
+            "phone": subject.phone,
+            "status": "active",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "first_name": "",
+            "last_name": "",
+            "department": "",
+            "title": "",
+            "employee_id": "",
             "manager": "",
         },
     )

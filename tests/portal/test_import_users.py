@@ -57,7 +57,7 @@ def test_rows_load_in_any_order_with_roles(tmp_path, capsys):
 def test_bad_row_is_reported_with_its_line_and_good_rows_still_load(tmp_path, capsys, row, reason):
     ok, out = run_import(tmp_path, "good,g@example.test,+14155550103,,,,false,\n" + row + "\n", capsys)
     assert not ok
-    assert f"people.csv:3: " in out and reason in out
+    assert "people.csv:3: " in out and reason in out
     assert User.objects.filter(username="good").exists()
     assert not User.objects.filter(username="bad").exists()
     assert "1 created, 0 updated, 1 bad row(s)" in out

@@ -57,11 +57,15 @@ def test_concurrent_appends_from_processes_keep_one_chain(transactional_db):
     writers, per_writer = 4, 50
     test_db = connection.settings_dict["NAME"]
     base_url = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.services",
-           "DATABASE_URL": f"{base_url}/{test_db}"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.services",
+        "DATABASE_URL": f"{base_url}/{test_db}",
+    }
     procs = [
-        subprocess.Popen([sys.executable, "-c", APPEND_SCRIPT.format(count=per_writer, writer=n)],
-                         cwd=ROOT, env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", APPEND_SCRIPT.format(count=per_writer, writer=n)], cwd=ROOT, env=env
+        )
         for n in range(writers)
     ]
     assert [proc.wait(timeout=120) for proc in procs] == [0] * writers

@@ -1,3 +1,4 @@
+import base64
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -5,7 +6,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
-import base64
 
 from audit.models import AuditEvent
 

@@ -17,8 +17,10 @@ class Command(BaseCommand):
         total = AuditEvent.objects.count()
         progress = None
         if not no_progress and total > 10_000:
+
             def progress(rows):  # type: ignore[no-untyped-def]
                 return tqdm(rows, total=total, unit="row", file=self.stderr._out)
+
         report = verify_chain(progress=progress)
         if not report.ok:
             where = f"first bad row: id {report.first_bad_id}" if report.first_bad_id else "chain head"

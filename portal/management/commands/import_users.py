@@ -8,7 +8,9 @@ from portal.user_import import users_import
 
 
 class Command(BaseCommand):
-    help = "Create or update users from CSV: username,email,phone,manager,department,title,is_privileged,roles"
+    help = (
+        "Create or update users from CSV: username,email,phone,manager,department,title,is_privileged,roles"
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("file", type=Path)

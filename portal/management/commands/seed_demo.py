@@ -18,15 +18,15 @@ class Command(BaseCommand):
         with acting_as("seed_demo"):
             login = seed_people()
         self.stdout.write(f"demo people: {', '.join(person[0] for person in DEMO_PEOPLE)}")
-        self.stdout.write(f"all share the demo password (kept in var/demo-password)")
+        self.stdout.write("all share the demo password (kept in var/demo-password)")
         if not no_qr:
             qr = qrcode.QRCode(border=1)
             qr.add_data(login.otpauth_uri)
             art = io.StringIO()
             qr.print_ascii(out=art, invert=True)
             self.stdout.write(art.getvalue())
-        self.stdout.write(f"admin login: http://127.0.0.1:8000/admin/")
+        self.stdout.write("admin login: http://127.0.0.1:8000/admin/")
         self.stdout.write(f"  username: {login.username}")
         self.stdout.write(f"  password: {login.password}")
-        self.stdout.write(f"  TOTP (scan the QR code above or add this URI to an authenticator app):")
+        self.stdout.write("  TOTP (scan the QR code above or add this URI to an authenticator app):")
         self.stdout.write(login.otpauth_uri)
