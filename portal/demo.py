@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from policies.demo import seed_policy
 from portal.models import User
 from portal.roles import Role
 from verification.factors import factor_enroll
@@ -80,7 +81,7 @@ def _demo_password() -> str:
 
 
 @transaction.atomic
-def seed_people() -> DemoLogin:
+def demo_seed() -> DemoLogin:
     password = _demo_password()
     for username, email, phone, manager, title, privileged, roles, staff in DEMO_PEOPLE:
         user, created = User.objects.get_or_create(
@@ -102,6 +103,7 @@ def seed_people() -> DemoLogin:
             factor_enroll(user=user, method="email")
         if not TOTPDevice.objects.filter(user=user).exists():
             factor_enroll(user=user, method="totp")
+    seed_policy()
     admin_device = TOTPDevice.objects.filter(user__username=ADMIN_USERNAME).order_by("id").first()
     assert admin_device is not None  # created just above
     return DemoLogin(ADMIN_USERNAME, password, admin_device.config_url)

@@ -24,11 +24,10 @@ ROLE_GROUP_NAMES: dict[Role, str] = {
     Role.AUDITOR: "Auditor",
 }
 
-# Roles whose holders work in the admin and so are staff.
-STAFF_ROLES = frozenset(ROLE_GROUP_NAMES) - {Role.MANAGER, Role.APPROVER}
+POLICY_MODELS = ("risktier", "sensitiveaction", "riskrule")
 
-# What each role may do in the admin, as "app_label.codename". Later apps add
-# theirs and ship a migration that calls sync_role_permissions again.
+# What each role may do in the admin, as "app_label.codename"; synced to the
+# groups after every `migrate`, so a new model's permissions reach their role.
 ROLE_PERMISSIONS: dict[Role, list[str]] = {
     Role.SECURITY_ADMIN: [
         "portal.view_user",
@@ -38,6 +37,7 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "portal.change_apitoken",
         "audit.view_auditevent",
         "auditlog.view_logentry",
+        *(f"policies.{verb}_{model}" for model in POLICY_MODELS for verb in ("view", "add", "change", "delete")),
         "otp_totp.view_totpdevice",
         "otp_totp.delete_totpdevice",
         "otp_email.view_emaildevice",
@@ -48,7 +48,10 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
     Role.AGENT: ["portal.view_user"],
     Role.MANAGER: ["portal.view_user"],
     Role.APPROVER: ["portal.view_user"],
-    Role.AUDITOR: ["portal.view_user", "audit.view_auditevent", "auditlog.view_logentry"],
+    Role.AUDITOR: [
+        "portal.view_user", "audit.view_auditevent", "auditlog.view_logentry",
+        *(f"policies.view_{model}" for model in POLICY_MODELS),
+    ],
 }
 
 

@@ -22,5 +22,8 @@ class Migration(migrations.Migration):
         ("otp_totp", "__latest__"),
         ("otp_email", "__latest__"),
         ("otp_static", "__latest__"),
+        # Every app whose permissions the roles hand out, so a fresh database has them all.
+        ("policies", "__latest__"),
+        ("verification", "__latest__"),
     ]
     operations = [migrations.RunPython(create_roles, migrations.RunPython.noop)]

@@ -5,7 +5,7 @@ import qrcode
 from django.core.management.base import BaseCommand
 
 from audit.context import acting_as
-from portal.demo import DEMO_PEOPLE, seed_people
+from portal.demo import DEMO_PEOPLE, demo_seed
 
 
 class Command(BaseCommand):
@@ -16,7 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, no_qr: bool = False, **options: Any) -> None:
         with acting_as("seed_demo"):
-            login = seed_people()
+            login = demo_seed()
         self.stdout.write(f"demo people: {', '.join(person[0] for person in DEMO_PEOPLE)}")
         self.stdout.write("all share the demo password (kept in var/demo-password)")
         if not no_qr:

@@ -1,0 +1,76 @@
+"""From the database to a decision, and from a decision to what verification enforces."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django_otp import devices_for_user
+
+from policies.engine import Decision, PolicyInput, TierSpec, UnknownAction, decide
+from policies.snapshot import snapshot_current
+from verification.models import CaseState, VerificationCase
+from verification.requirements import Method, Requirements
+
+FAILED_CASE_STATES = (CaseState.FAILED, CaseState.ESCALATED)
+
+
+def policy_input_build(*, subject: Any, action_code: str, channel: str, requester: Any,
+                       at: datetime, window_hours: int) -> PolicyInput:
+    """Gather the signals about `subject` in a constant number of queries:
+    one per factor type, one for recent cases."""
+    enrolled = [
+        device.created_at for device in devices_for_user(subject, confirmed=True)
+        if getattr(device, "created_at", None) is not None
+    ]
+    since = at - timedelta(hours=window_hours)
+    recent = list(
+        VerificationCase.objects.filter(subject=subject, created_at__gte=since, created_at__lte=at)
+        .values_list("created_at", "state")
+    )
+    return PolicyInput(
+        action=action_code,
+        channel=channel,
+        at=at,
+        subject_privileged=bool(subject.is_privileged),
+        requester_is_subject=requester is not None and requester.pk == subject.pk,
+        newest_factor_enrolled_at=max(enrolled, default=None),
+        contact_changed_at=subject.contact_changed_at,
+        recent_case_times=tuple(created for created, _ in recent),
+        recent_failed_case_times=tuple(created for created, state in recent if state in FAILED_CASE_STATES),
+    )
+
+
+def policy_decide(*, subject: Any, action_code: str, channel: str, requester: Any, at: datetime) -> Decision:
+    snapshot = snapshot_current()
+    if action_code not in snapshot.actions:
+        raise UnknownAction(f"no policy for action {action_code!r}")
+    data = policy_input_build(
+        subject=subject, action_code=action_code, channel=channel, requester=requester, at=at,
+        window_hours=snapshot.longest_window_hours,
+    )
+    return decide(snapshot, data)
+
+
+def requirements_for(tier: TierSpec) -> Requirements:
+    return Requirements(
+        factors=tier.required_factors,
+        methods=frozenset(Method(m) for m in tier.allowed_methods),
+        require_distinct_channel=tier.require_distinct_channel,
+        manager_attestation=tier.require_manager_attestation,
+        id_proofing=tier.require_id_proofing,
+        min_factor_age_days=tier.min_factor_age_days,
+        challenge_ttl_seconds=tier.challenge_ttl_seconds,
+        max_attempts=tier.max_attempts,
+        verification_window_minutes=tier.verification_window_minutes,
+    )
+
+
+def decision_snapshot(decision: Decision) -> dict[str, Any]:
+    """What a case keeps of the decision, for audit: opaque to verification."""
+    tier = decision.tier
+    return {
+        "action": decision.action,
+        "tier": {"level": tier.level, "name": tier.name} if tier else None,
+        "blocked": decision.blocked,
+        "reasons": list(decision.reasons),
+        "policy_version": decision.policy_version,
+    }
