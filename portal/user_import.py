@@ -7,7 +7,7 @@ never stops the good ones.
 
 import csv
 import graphlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import phonenumbers
@@ -131,7 +131,8 @@ def _save_row(row: UserRow) -> bool:
     user.department, user.title, user.is_privileged = row.department, row.title, row.is_privileged
     if created:
         user.set_unusable_password()
-    user.full_clean()
+    # The import never touches passwords; one made elsewhere may be blank and is not its concern.
+    user.full_clean(exclude=["password"])
     user.save()
     user.groups.set(Group.objects.filter(name__in=[role.group_name for role in row.roles]))
     record(
@@ -142,10 +143,32 @@ def _save_row(row: UserRow) -> bool:
     return created
 
 
-def users_import(lines: Iterable[str]) -> ImportReport:
+def _decoded(lines: Iterable[bytes], report: ImportReport) -> Iterator[str]:
+    """UTF-8 text, line by line: a line that is not UTF-8 is an error for that line only.
+
+    It is handed to csv as a blank line, which DictReader skips while still counting
+    it, so the line numbers of the rows after it stay right.
+    """
+    for number, raw in enumerate(lines, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            report.errors.append((number, f"not UTF-8 text (byte {exc.start + 1} of the line: {exc.reason})"))
+            yield "\n"
+
+
+def _describe(exc: RowError | ValidationError) -> str:
+    if isinstance(exc, RowError):
+        return str(exc)
+    if hasattr(exc, "error_dict"):
+        return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in exc.message_dict.items())
+    return "; ".join(exc.messages)
+
+
+def users_import(lines: Iterable[bytes]) -> ImportReport:
     """Parse, order and save; every bad row lands in report.errors with its line number."""
     report = ImportReport()
-    reader = csv.DictReader(lines)
+    reader = csv.DictReader(_decoded(lines, report))
     missing = REQUIRED_COLUMNS - set(reader.fieldnames or [])
     if missing:
         report.errors.append((1, f"missing column(s): {', '.join(sorted(missing))}"))
@@ -170,8 +193,7 @@ def users_import(lines: Iterable[str]) -> ImportReport:
         try:
             created = _save_row(row)
         except (RowError, ValidationError) as exc:
-            message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-            report.errors.append((row.line, message))
+            report.errors.append((row.line, _describe(exc)))
             failed.add(row.username)
             continue
         (report.created if created else report.updated).append(row.username)

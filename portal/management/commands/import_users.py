@@ -17,14 +17,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, file: Path, **options: Any) -> None:
         try:
-            handle = file.open(newline="", encoding="utf-8-sig")
+            handle = file.open("rb")
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}") from exc
         with handle, acting_as("import_users"):
-            try:
-                report = users_import(handle)
-            except UnicodeDecodeError as exc:
-                raise CommandError(f"{file}: not UTF-8 text ({exc.reason})") from exc
+            report = users_import(handle)
         for line, message in report.errors:
             self.stderr.write(f"{file}:{line}: {message}")
         self.stdout.write(
