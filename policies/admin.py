@@ -22,17 +22,38 @@ class PolicyAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
 @admin.register(RiskTier)
 class RiskTierAdmin(PolicyAdmin):
     form = RiskTierForm
-    list_display = ("level", "name", "required_factors", "methods", "require_distinct_channel",
-                    "min_factor_age_days", "challenge_ttl_seconds", "max_attempts", "approvals_required")
+    list_display = (
+        "level",
+        "name",
+        "required_factors",
+        "methods",
+        "require_distinct_channel",
+        "min_factor_age_days",
+        "challenge_ttl_seconds",
+        "max_attempts",
+        "approvals_required",
+    )
     ordering = ("level",)
     fieldsets = (
         (None, {"fields": ("level", "name")}),
-        ("Proof required", {"fields": ("required_factors", "allowed_methods", "require_distinct_channel",
-                                       "require_manager_attestation", "require_id_proofing",
-                                       "min_factor_age_days")}),
+        (
+            "Proof required",
+            {
+                "fields": (
+                    "required_factors",
+                    "allowed_methods",
+                    "require_distinct_channel",
+                    "require_manager_attestation",
+                    "require_id_proofing",
+                    "min_factor_age_days",
+                )
+            },
+        ),
         ("Challenges", {"fields": ("challenge_ttl_seconds", "max_attempts", "verification_window_minutes")}),
-        ("Access and notices", {"fields": ("max_grant_minutes", "approvals_required", "notify_security",
-                                           "cooling_off_hours")}),
+        (
+            "Access and notices",
+            {"fields": ("max_grant_minutes", "approvals_required", "notify_security", "cooling_off_hours")},
+        ),
     )
 
     @admin.display(description="Methods")
@@ -60,8 +81,10 @@ class SensitiveActionAdmin(PolicyAdmin):
             subject = form.cleaned_data["subject"]
             try:
                 decision = policy_decide(
-                    subject=subject, action_code=form.cleaned_data["action"].code,
-                    channel=form.cleaned_data["channel"], requester=form.requester_or_subject(),
+                    subject=subject,
+                    action_code=form.cleaned_data["action"].code,
+                    channel=form.cleaned_data["channel"],
+                    requester=form.requester_or_subject(),
                     at=form.cleaned_data["at"],
                 )
             except UnknownAction as exc:
@@ -88,6 +111,18 @@ class RiskRuleAdmin(PolicyAdmin):
     filter_horizontal = ("actions",)
     fieldsets = (
         (None, {"fields": ("name", "enabled", "signal", "effect", "levels", "target_tier", "actions")}),
-        ("Signal parameters", {"fields": ("threshold", "window_hours", "channels", "timezone",
-                                          "business_start", "business_end", "business_days")}),
+        (
+            "Signal parameters",
+            {
+                "fields": (
+                    "threshold",
+                    "window_hours",
+                    "channels",
+                    "timezone",
+                    "business_start",
+                    "business_end",
+                    "business_days",
+                )
+            },
+        ),
     )

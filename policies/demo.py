@@ -3,6 +3,7 @@ actions of DESIGN, and the context rules switched on. Idempotent: objects that
 exist (perhaps edited by an admin) are left as they are."""
 
 from datetime import time
+from typing import Any
 
 from django.db import transaction
 
@@ -12,21 +13,59 @@ from policies.models import RiskRule, RiskTier, SensitiveAction
 ALL_FACTORS = ["totp", "push", "sms_otp", "email_otp", "backup_code"]
 # Email codes are the weakest method (OWASP ASVS 6.3.5): above the lowest tier
 # they are either not allowed or never enough alone (two factors required).
-TIERS = [
-    dict(level=1, name="Standard", required_factors=1, allowed_methods=ALL_FACTORS,
-         min_factor_age_days=0, challenge_ttl_seconds=300, max_attempts=5, verification_window_minutes=15,
-         max_grant_minutes=480, approvals_required=1),
-    dict(level=2, name="Elevated", required_factors=1, allowed_methods=["totp", "push", "sms_otp", "backup_code"],
-         min_factor_age_days=1, challenge_ttl_seconds=300, max_attempts=3, verification_window_minutes=10,
-         max_grant_minutes=240, approvals_required=1),
-    dict(level=3, name="Privileged", required_factors=2, allowed_methods=ALL_FACTORS,
-         min_factor_age_days=7, challenge_ttl_seconds=180, max_attempts=3, verification_window_minutes=10,
-         max_grant_minutes=120, approvals_required=2, notify_security=True),
-    dict(level=4, name="Critical", required_factors=2, allowed_methods=["totp", "push", "backup_code",
-                                                                       "manager_attestation"],
-         require_manager_attestation=True, min_factor_age_days=7, challenge_ttl_seconds=120, max_attempts=3,
-         verification_window_minutes=5, max_grant_minutes=60, approvals_required=2, notify_security=True,
-         cooling_off_hours=24),
+TIERS: list[dict[str, Any]] = [
+    dict(
+        level=1,
+        name="Standard",
+        required_factors=1,
+        allowed_methods=ALL_FACTORS,
+        min_factor_age_days=0,
+        challenge_ttl_seconds=300,
+        max_attempts=5,
+        verification_window_minutes=15,
+        max_grant_minutes=480,
+        approvals_required=1,
+    ),
+    dict(
+        level=2,
+        name="Elevated",
+        required_factors=1,
+        allowed_methods=["totp", "push", "sms_otp", "backup_code"],
+        min_factor_age_days=1,
+        challenge_ttl_seconds=300,
+        max_attempts=3,
+        verification_window_minutes=10,
+        max_grant_minutes=240,
+        approvals_required=1,
+    ),
+    dict(
+        level=3,
+        name="Privileged",
+        required_factors=2,
+        allowed_methods=ALL_FACTORS,
+        min_factor_age_days=7,
+        challenge_ttl_seconds=180,
+        max_attempts=3,
+        verification_window_minutes=10,
+        max_grant_minutes=120,
+        approvals_required=2,
+        notify_security=True,
+    ),
+    dict(
+        level=4,
+        name="Critical",
+        required_factors=2,
+        allowed_methods=["totp", "push", "backup_code", "manager_attestation"],
+        require_manager_attestation=True,
+        min_factor_age_days=7,
+        challenge_ttl_seconds=120,
+        max_attempts=3,
+        verification_window_minutes=5,
+        max_grant_minutes=60,
+        approvals_required=2,
+        notify_security=True,
+        cooling_off_hours=24,
+    ),
 ]
 
 ACTIONS = [
@@ -40,24 +79,63 @@ ACTIONS = [
     ("role_escalation", "Role escalation", 4, "webhook"),
 ]
 
-RULES = [
+RULES: list[dict[str, Any]] = [
     dict(name="Privileged subject", signal=Signal.SUBJECT_PRIVILEGED, effect=Effect.ESCALATE_BY, levels=1),
-    dict(name="Factor enrolled in the last 7 days", signal=Signal.FACTOR_RECENTLY_ENROLLED,
-         effect=Effect.ESCALATE_BY, levels=1, threshold=7),
-    dict(name="Contact details changed in the last 14 days", signal=Signal.CONTACT_RECENTLY_CHANGED,
-         effect=Effect.ESCALATE_BY, levels=1, threshold=14),
-    dict(name="Outside business hours", signal=Signal.OFF_HOURS, effect=Effect.ESCALATE_BY, levels=1,
-         timezone="UTC", business_start=time(7, 0), business_end=time(19, 0), business_days=[0, 1, 2, 3, 4]),
-    dict(name="3 cases in 24 h", signal=Signal.VELOCITY, effect=Effect.ESCALATE_TO, target_level=4,
-         threshold=3, window_hours=24),
+    dict(
+        name="Factor enrolled in the last 7 days",
+        signal=Signal.FACTOR_RECENTLY_ENROLLED,
+        effect=Effect.ESCALATE_BY,
+        levels=1,
+        threshold=7,
+    ),
+    dict(
+        name="Contact details changed in the last 14 days",
+        signal=Signal.CONTACT_RECENTLY_CHANGED,
+        effect=Effect.ESCALATE_BY,
+        levels=1,
+        threshold=14,
+    ),
+    dict(
+        name="Outside business hours",
+        signal=Signal.OFF_HOURS,
+        effect=Effect.ESCALATE_BY,
+        levels=1,
+        timezone="UTC",
+        business_start=time(7, 0),
+        business_end=time(19, 0),
+        business_days=[0, 1, 2, 3, 4],
+    ),
+    dict(
+        name="3 cases in 24 h",
+        signal=Signal.VELOCITY,
+        effect=Effect.ESCALATE_TO,
+        target_level=4,
+        threshold=3,
+        window_hours=24,
+    ),
     dict(name="6 cases in 24 h", signal=Signal.VELOCITY, effect=Effect.BLOCK, threshold=6, window_hours=24),
-    dict(name="Requester is not the subject", signal=Signal.REQUESTER_NOT_SUBJECT, effect=Effect.ESCALATE_BY,
-         levels=1),
-    dict(name="Voice or chat for an MFA change (deepfake-prone)", signal=Signal.CONTACT_CHANNEL,
-         effect=Effect.ESCALATE_BY, levels=1, channels=["phone", "chat"],
-         actions=["mfa_reset", "device_enrollment"]),
-    dict(name="2 failed cases in 72 h", signal=Signal.RECENT_FAILED_CASES, effect=Effect.ESCALATE_TO,
-         target_level=4, threshold=2, window_hours=72),
+    dict(
+        name="Requester is not the subject",
+        signal=Signal.REQUESTER_NOT_SUBJECT,
+        effect=Effect.ESCALATE_BY,
+        levels=1,
+    ),
+    dict(
+        name="Voice or chat for an MFA change (deepfake-prone)",
+        signal=Signal.CONTACT_CHANNEL,
+        effect=Effect.ESCALATE_BY,
+        levels=1,
+        channels=["phone", "chat"],
+        actions=["mfa_reset", "device_enrollment"],
+    ),
+    dict(
+        name="2 failed cases in 72 h",
+        signal=Signal.RECENT_FAILED_CASES,
+        effect=Effect.ESCALATE_TO,
+        target_level=4,
+        threshold=2,
+        window_hours=72,
+    ),
 ]
 
 

@@ -5,10 +5,11 @@ Rules only ever raise the tier or block. The requester's title, department,
 seniority or urgency are not inputs at all: there is no fast lane to ask for.
 """
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 
@@ -73,6 +74,10 @@ class RuleSpec:
     business_end: time = time(18, 0)
     business_days: frozenset[int] = frozenset(range(5))
 
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
 
 @dataclass(frozen=True)
 class PolicySnapshot:
@@ -82,10 +87,26 @@ class PolicySnapshot:
     rules: tuple[RuleSpec, ...]  # sorted by id: the order escalations apply in
 
     def tier_index(self, level: int) -> int:
+        """Position of the lowest tier at or above `level` (the top one if none is)."""
         for index, tier in enumerate(self.tiers):
             if tier.level >= level:
                 return index
         return len(self.tiers) - 1
+
+    @cached_property
+    def _rules_by_action(self) -> "dict[str, tuple[tuple[RuleSpec, RuleCheck], ...]]":
+        # Resolved once per snapshot: which rules concern each action, and their checks.
+        return {
+            code: tuple(
+                (rule, _CHECKS[rule.signal])
+                for rule in self.rules
+                if not rule.actions or code in rule.actions
+            )
+            for code in self.actions
+        }
+
+    def rules_for(self, action: str) -> tuple[tuple[RuleSpec, "RuleCheck"], ...]:
+        return self._rules_by_action.get(action, ())
 
     @property
     def longest_window_hours(self) -> int:
@@ -121,51 +142,77 @@ class UnknownAction(ValueError):
     pass
 
 
+RuleCheck = Callable[[RuleSpec, PolicyInput], str | None]
+
+
 def _count_within(times: Iterable[datetime], at: datetime, hours: int) -> int:
     since = at - timedelta(hours=hours)
     return sum(1 for moment in times if since <= moment <= at)
 
 
-def _is_off_hours(rule: RuleSpec, at: datetime) -> bool:
-    local = at.astimezone(ZoneInfo(rule.timezone))
-    if local.weekday() not in rule.business_days:
-        return True
-    return not (rule.business_start <= local.time() < rule.business_end)
+def _days_between(earlier: datetime, later: datetime) -> float:
+    return (later - earlier).total_seconds() / 86400
 
 
-def _fires(rule: RuleSpec, data: PolicyInput) -> str | None:
-    """Why the rule applies to this input, or None."""
-    days_ago = lambda moment: (data.at - moment).total_seconds() / 86400  # noqa: E731
-    match rule.signal:
-        case Signal.SUBJECT_PRIVILEGED:
-            return "subject is privileged" if data.subject_privileged else None
-        case Signal.FACTOR_RECENTLY_ENROLLED:
-            enrolled = data.newest_factor_enrolled_at
-            if enrolled is not None and days_ago(enrolled) < rule.threshold:
-                return f"a factor was enrolled less than {rule.threshold} day(s) ago"
-            return None
-        case Signal.CONTACT_RECENTLY_CHANGED:
-            changed = data.contact_changed_at
-            if changed is not None and days_ago(changed) < rule.threshold:
-                return f"contact details changed less than {rule.threshold} day(s) ago"
-            return None
-        case Signal.OFF_HOURS:
-            return f"outside business hours ({rule.timezone})" if _is_off_hours(rule, data.at) else None
-        case Signal.VELOCITY:
-            count = _count_within(data.recent_case_times, data.at, rule.window_hours)
-            if count >= rule.threshold:
-                return f"{count} case(s) for this subject in {rule.window_hours} h (limit {rule.threshold})"
-            return None
-        case Signal.REQUESTER_NOT_SUBJECT:
-            return None if data.requester_is_subject else "the requester is not the subject"
-        case Signal.CONTACT_CHANNEL:
-            return f"contact over {data.channel}" if data.channel in rule.channels else None
-        case Signal.RECENT_FAILED_CASES:
-            count = _count_within(data.recent_failed_case_times, data.at, rule.window_hours)
-            if count >= rule.threshold:
-                return f"{count} failed case(s) for this subject in {rule.window_hours} h"
-            return None
+def _subject_privileged(rule: RuleSpec, data: PolicyInput) -> str | None:
+    return "subject is privileged" if data.subject_privileged else None
+
+
+def _factor_recently_enrolled(rule: RuleSpec, data: PolicyInput) -> str | None:
+    enrolled = data.newest_factor_enrolled_at
+    if enrolled is not None and _days_between(enrolled, data.at) < rule.threshold:
+        return f"a factor was enrolled less than {rule.threshold} day(s) ago"
     return None
+
+
+def _contact_recently_changed(rule: RuleSpec, data: PolicyInput) -> str | None:
+    changed = data.contact_changed_at
+    if changed is not None and _days_between(changed, data.at) < rule.threshold:
+        return f"contact details changed less than {rule.threshold} day(s) ago"
+    return None
+
+
+def _off_hours(rule: RuleSpec, data: PolicyInput) -> str | None:
+    local = data.at.astimezone(rule.zone)
+    working = (
+        local.weekday() in rule.business_days and rule.business_start <= local.time() < rule.business_end
+    )
+    return None if working else f"outside business hours ({rule.timezone})"
+
+
+def _velocity(rule: RuleSpec, data: PolicyInput) -> str | None:
+    count = _count_within(data.recent_case_times, data.at, rule.window_hours)
+    if count >= rule.threshold:
+        return f"{count} case(s) for this subject in {rule.window_hours} h (limit {rule.threshold})"
+    return None
+
+
+def _requester_not_subject(rule: RuleSpec, data: PolicyInput) -> str | None:
+    return None if data.requester_is_subject else "the requester is not the subject"
+
+
+def _contact_channel(rule: RuleSpec, data: PolicyInput) -> str | None:
+    return f"contact over {data.channel}" if data.channel in rule.channels else None
+
+
+def _recent_failed_cases(rule: RuleSpec, data: PolicyInput) -> str | None:
+    count = _count_within(data.recent_failed_case_times, data.at, rule.window_hours)
+    if count >= rule.threshold:
+        return f"{count} failed case(s) for this subject in {rule.window_hours} h"
+    return None
+
+
+# Why a rule applies to an input, or None: one check per signal.
+_CHECKS: dict[Signal, RuleCheck] = {
+    Signal.SUBJECT_PRIVILEGED: _subject_privileged,
+    Signal.FACTOR_RECENTLY_ENROLLED: _factor_recently_enrolled,
+    Signal.CONTACT_RECENTLY_CHANGED: _contact_recently_changed,
+    Signal.OFF_HOURS: _off_hours,
+    Signal.VELOCITY: _velocity,
+    Signal.REQUESTER_NOT_SUBJECT: _requester_not_subject,
+    Signal.CONTACT_CHANNEL: _contact_channel,
+    Signal.RECENT_FAILED_CASES: _recent_failed_cases,
+}
 
 
 def decide(snapshot: PolicySnapshot, data: PolicyInput) -> Decision:
@@ -180,17 +227,15 @@ def decide(snapshot: PolicySnapshot, data: PolicyInput) -> Decision:
     reasons = [f"{action.name}: base tier {snapshot.tiers[index].level} ({snapshot.tiers[index].name})"]
     blocked = False
     top = len(snapshot.tiers) - 1
-    for rule in snapshot.rules:
-        if rule.actions and data.action not in rule.actions:
-            continue
-        why = _fires(rule, data)
+    for rule, check in snapshot.rules_for(data.action):
+        why = check(rule, data)
         if why is None:
             continue
-        if rule.effect == Effect.BLOCK:
+        if rule.effect is Effect.BLOCK:
             blocked = True
             reasons.append(f"blocked by rule '{rule.name}': {why}")
             continue
-        if rule.effect == Effect.ESCALATE_BY:
+        if rule.effect is Effect.ESCALATE_BY:
             target = min(index + max(rule.levels, 0), top)
         else:
             target = snapshot.tier_index(rule.target_level if rule.target_level is not None else 0)

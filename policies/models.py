@@ -114,14 +114,19 @@ class RiskRule(models.Model):
         null=True, blank=True, help_text="For 'escalate by': how many tiers up."
     )
     target_tier = models.ForeignKey(
-        RiskTier, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        RiskTier,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="For 'escalate to': the tier to raise to (never lowers).",
     )
     actions = models.ManyToManyField(
         SensitiveAction, blank=True, related_name="rules", help_text="Leave empty for every action."
     )
     threshold = models.PositiveIntegerField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="Velocity / failed cases: how many cases; recently enrolled / contact changed: days.",
     )
     window_hours = models.PositiveIntegerField(

@@ -13,18 +13,21 @@ from verification.requirements import Method, Requirements
 FAILED_CASE_STATES = (CaseState.FAILED, CaseState.ESCALATED)
 
 
-def policy_input_build(*, subject: Any, action_code: str, channel: str, requester: Any,
-                       at: datetime, window_hours: int) -> PolicyInput:
+def policy_input_build(
+    *, subject: Any, action_code: str, channel: str, requester: Any, at: datetime, window_hours: int
+) -> PolicyInput:
     """Gather the signals about `subject` in a constant number of queries:
     one per factor type, one for recent cases."""
     enrolled = [
-        device.created_at for device in devices_for_user(subject, confirmed=True)
+        device.created_at
+        for device in devices_for_user(subject, confirmed=True)
         if getattr(device, "created_at", None) is not None
     ]
     since = at - timedelta(hours=window_hours)
     recent = list(
-        VerificationCase.objects.filter(subject=subject, created_at__gte=since, created_at__lte=at)
-        .values_list("created_at", "state")
+        VerificationCase.objects.filter(
+            subject=subject, created_at__gte=since, created_at__lte=at
+        ).values_list("created_at", "state")
     )
     return PolicyInput(
         action=action_code,
@@ -44,7 +47,11 @@ def policy_decide(*, subject: Any, action_code: str, channel: str, requester: An
     if action_code not in snapshot.actions:
         raise UnknownAction(f"no policy for action {action_code!r}")
     data = policy_input_build(
-        subject=subject, action_code=action_code, channel=channel, requester=requester, at=at,
+        subject=subject,
+        action_code=action_code,
+        channel=channel,
+        requester=requester,
+        at=at,
         window_hours=snapshot.longest_window_hours,
     )
     return decide(snapshot, data)

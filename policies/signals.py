@@ -19,8 +19,12 @@ def policy_changed(instance: Any, change: str) -> None:
     record(
         "policy_changed",
         target=instance,
-        data={"model": instance._meta.model_name, "object": str(instance), "change": change,
-              "version": number},
+        data={
+            "model": instance._meta.model_name,
+            "object": str(instance),
+            "change": change,
+            "version": number,
+        },
     )
     transaction.on_commit(snapshot_invalidate)
 

@@ -63,12 +63,17 @@ def _rule_spec(rule: RiskRule) -> RuleSpec:
     )
 
 
-def _version_hash(tiers: tuple[TierSpec, ...], actions: dict[str, ActionSpec],
-                  rules: tuple[RuleSpec, ...]) -> str:
-    content = {"tiers": [asdict(t) for t in tiers], "actions": [asdict(a) for a in actions.values()],
-               "rules": [asdict(r) for r in rules]}
-    canonical = json.dumps(content, sort_keys=True, default=lambda v: sorted(v) if isinstance(v, frozenset)
-                           else str(v))
+def _version_hash(
+    tiers: tuple[TierSpec, ...], actions: dict[str, ActionSpec], rules: tuple[RuleSpec, ...]
+) -> str:
+    content = {
+        "tiers": [asdict(t) for t in tiers],
+        "actions": [asdict(a) for a in actions.values()],
+        "rules": [asdict(r) for r in rules],
+    }
+    canonical = json.dumps(
+        content, sort_keys=True, default=lambda v: sorted(v) if isinstance(v, frozenset) else str(v)
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -82,7 +87,9 @@ def snapshot_load() -> PolicySnapshot:
     rules = tuple(
         _rule_spec(rule)
         for rule in RiskRule.objects.filter(enabled=True)
-        .select_related("target_tier").prefetch_related("actions").order_by("id")
+        .select_related("target_tier")
+        .prefetch_related("actions")
+        .order_by("id")
     )
     return PolicySnapshot(_version_hash(tiers, actions, rules), tiers, actions, rules)
 

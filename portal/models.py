@@ -1,5 +1,7 @@
 import hashlib
 import secrets
+from collections.abc import Collection
+from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
@@ -31,6 +33,26 @@ class User(AbstractUser):
     contact_changed_at = models.DateTimeField(
         null=True, blank=True, help_text="Last change of email or phone (SIM-swap defence)."
     )
+
+    # (email, phone) as last read from or written to the database; None for a new user.
+    _saved_contact: tuple[str, str] | None = None
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> "User":
+        user = super().from_db(db, field_names, values)
+        if {"email", "phone"} <= set(field_names):
+            user._saved_contact = (user.email, user.phone)
+        return user
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Stamped here, not in each form or import, so no path that edits contact details
+        # can skip it: the SIM-swap defence reads it.
+        if self._saved_contact is not None and self._saved_contact != (self.email, self.phone):
+            self.contact_changed_at = timezone.now()
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "contact_changed_at"}
+        super().save(*args, **kwargs)
+        self._saved_contact = (self.email, self.phone)
 
     def clean(self) -> None:
         super().clean()

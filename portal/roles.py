@@ -37,7 +37,11 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "portal.change_apitoken",
         "audit.view_auditevent",
         "auditlog.view_logentry",
-        *(f"policies.{verb}_{model}" for model in POLICY_MODELS for verb in ("view", "add", "change", "delete")),
+        *(
+            f"policies.{verb}_{model}"
+            for model in POLICY_MODELS
+            for verb in ("view", "add", "change", "delete")
+        ),
         "otp_totp.view_totpdevice",
         "otp_totp.delete_totpdevice",
         "otp_email.view_emaildevice",
@@ -49,7 +53,9 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
     Role.MANAGER: ["portal.view_user"],
     Role.APPROVER: ["portal.view_user"],
     Role.AUDITOR: [
-        "portal.view_user", "audit.view_auditevent", "auditlog.view_logentry",
+        "portal.view_user",
+        "audit.view_auditevent",
+        "auditlog.view_logentry",
         *(f"policies.view_{model}" for model in POLICY_MODELS),
     ],
 }

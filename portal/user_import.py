@@ -16,7 +16,6 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.utils import timezone
 
 from audit.services import record
 from portal.roles import Role
@@ -122,15 +121,16 @@ def _save_row(row: UserRow) -> bool:
         manager = user_model.objects.filter(username=row.manager).first()
         if manager is None:
             raise RowError(f"unknown manager {row.manager!r}")
-    user, created = user_model.objects.get_or_create(username=row.username)
-    if manager is not None and user.manages_via_chain(manager):
+    user = user_model.objects.filter(username=row.username).first()
+    created = user is None
+    if user is None:
+        # Built unsaved and saved once below, so its first contact details are not a "change".
+        user = user_model(username=row.username)
+        user.set_unusable_password()
+    elif manager is not None and user.manages_via_chain(manager):
         raise RowError(f"manager cycle: {row.manager!r} already reports to {row.username!r}")
-    if not created and (user.email, user.phone) != (row.email, row.phone):
-        user.contact_changed_at = timezone.now()
     user.email, user.phone, user.manager = row.email, row.phone, manager
     user.department, user.title, user.is_privileged = row.department, row.title, row.is_privileged
-    if created:
-        user.set_unusable_password()
     # The import never touches passwords; one made elsewhere may be blank and is not its concern.
     user.full_clean(exclude=["password"])
     user.save()

@@ -85,7 +85,9 @@ def test_events_cannot_be_updated_or_deleted_through_the_orm():
 def test_tampering_with_any_field_is_named_by_verify_audit_chain(column, value):
     _, victim, _ = three_events()
     tamper(victim, column, value)
-    with pytest.raises(CommandError, match=f"BROKEN at seq {victim.seq} \\(first bad row: id {victim.pk}\\)") as exc:
+    with pytest.raises(
+        CommandError, match=f"BROKEN at seq {victim.seq} \\(first bad row: id {victim.pk}\\)"
+    ) as exc:
         call_command("verify_audit_chain")
     assert exc.value.returncode == 1
 

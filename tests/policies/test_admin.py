@@ -3,16 +3,24 @@ from auditlog.models import LogEntry
 
 from audit.models import AuditEvent
 from policies.models import PolicyVersion, RiskRule, RiskTier
-from verification.models import VerificationCase
 from tests.otp import otp_login
+from verification.models import VerificationCase
 
 pytestmark = pytest.mark.usefixtures("default_policy")
 
 TIER_FORM = {
-    "level": "5", "name": "Extreme", "required_factors": "1", "allowed_methods": ["totp", "push"],
-    "require_distinct_channel": "on", "min_factor_age_days": "7", "challenge_ttl_seconds": "120",
-    "max_attempts": "3", "verification_window_minutes": "5", "max_grant_minutes": "30",
-    "approvals_required": "2", "cooling_off_hours": "0",
+    "level": "5",
+    "name": "Extreme",
+    "required_factors": "1",
+    "allowed_methods": ["totp", "push"],
+    "require_distinct_channel": "on",
+    "min_factor_age_days": "7",
+    "challenge_ttl_seconds": "120",
+    "max_attempts": "3",
+    "verification_window_minutes": "5",
+    "max_grant_minutes": "30",
+    "approvals_required": "2",
+    "cooling_off_hours": "0",
 }
 
 
@@ -67,10 +75,29 @@ RULE_FORM = {"name": "new rule", "enabled": "on", "timezone": "UTC"}
         ({"signal": "subject_privileged", "effect": "escalate_by"}, "levels", "number of levels"),
         ({"signal": "subject_privileged", "effect": "escalate_to"}, "target_tier", "needs a target tier"),
         ({"signal": "contact_channel", "effect": "block"}, "channels", "Choose one or more"),
-        ({"signal": "off_hours", "effect": "block", "timezone": "Mars/Olympus", "business_start": "08:00",
-          "business_end": "18:00", "business_days": ["0"]}, "timezone", "Unknown time zone"),
-        ({"signal": "off_hours", "effect": "block", "business_start": "18:00", "business_end": "08:00",
-          "business_days": ["0"]}, "business_end", "after business start"),
+        (
+            {
+                "signal": "off_hours",
+                "effect": "block",
+                "timezone": "Mars/Olympus",
+                "business_start": "08:00",
+                "business_end": "18:00",
+                "business_days": ["0"],
+            },
+            "timezone",
+            "Unknown time zone",
+        ),
+        (
+            {
+                "signal": "off_hours",
+                "effect": "block",
+                "business_start": "18:00",
+                "business_end": "08:00",
+                "business_days": ["0"],
+            },
+            "business_end",
+            "after business start",
+        ),
     ],
 )
 def test_rule_parameters_must_be_complete_for_the_signal(admin_client, fields, field, message):
@@ -84,9 +111,15 @@ def test_simulate_shows_decision_and_reasons_and_creates_nothing(admin_client, s
     subject.is_privileged = True
     subject.save()
     events = AuditEvent.objects.count()
-    response = admin_client.post("/admin/policies/sensitiveaction/simulate/", {
-        "subject": subject.pk, "action": "mfa_reset", "channel": "phone", "at": "2026-11-24T12:00",
-    })
+    response = admin_client.post(
+        "/admin/policies/sensitiveaction/simulate/",
+        {
+            "subject": subject.pk,
+            "action": "mfa_reset",
+            "channel": "phone",
+            "at": "2026-11-24T12:00",
+        },
+    )
     assert response.status_code == 200
     page = response.content.decode()
     assert "Allowed with verification at tier 4 (Critical)" in page
@@ -101,19 +134,34 @@ def test_simulate_reports_a_blocked_decision(admin_client, subject, agent):
     from django.utils import timezone
 
     for _ in range(6):
-        VerificationCase.objects.create(subject=subject, agent=agent, action="password_reset", channel="phone",
-                                        expires_at=timezone.now() + timedelta(minutes=5))
-    response = admin_client.post("/admin/policies/sensitiveaction/simulate/", {
-        "subject": subject.pk, "action": "password_reset", "channel": "walk_in",
-    })
+        VerificationCase.objects.create(
+            subject=subject,
+            agent=agent,
+            action="password_reset",
+            channel="phone",
+            expires_at=timezone.now() + timedelta(minutes=5),
+        )
+    response = admin_client.post(
+        "/admin/policies/sensitiveaction/simulate/",
+        {
+            "subject": subject.pk,
+            "action": "password_reset",
+            "channel": "walk_in",
+        },
+    )
     assert "Blocked" in response.content.decode()
     assert "blocked by rule &#x27;6 cases in 24 h&#x27;" in response.content.decode()
 
 
 def test_simulate_rejects_bad_input_with_form_errors(admin_client):
-    response = admin_client.post("/admin/policies/sensitiveaction/simulate/", {
-        "subject": "999999", "action": "make_coffee", "channel": "carrier_pigeon",
-    })
+    response = admin_client.post(
+        "/admin/policies/sensitiveaction/simulate/",
+        {
+            "subject": "999999",
+            "action": "make_coffee",
+            "channel": "carrier_pigeon",
+        },
+    )
     assert response.status_code == 200
     assert set(response.context["form"].errors) == {"subject", "action", "channel"}
 

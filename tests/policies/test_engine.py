@@ -20,10 +20,16 @@ def test_quiet_input_gets_the_base_tier_with_its_reason():
     ("signal", "overrides", "reason"),
     [
         (Signal.SUBJECT_PRIVILEGED, {"subject_privileged": True}, "subject is privileged"),
-        (Signal.FACTOR_RECENTLY_ENROLLED, {"newest_factor_enrolled_at": NOON_MONDAY - timedelta(days=2)},
-         "enrolled less than 7 day(s) ago"),
-        (Signal.CONTACT_RECENTLY_CHANGED, {"contact_changed_at": NOON_MONDAY - timedelta(days=13)},
-         "contact details changed"),
+        (
+            Signal.FACTOR_RECENTLY_ENROLLED,
+            {"newest_factor_enrolled_at": NOON_MONDAY - timedelta(days=2)},
+            "enrolled less than 7 day(s) ago",
+        ),
+        (
+            Signal.CONTACT_RECENTLY_CHANGED,
+            {"contact_changed_at": NOON_MONDAY - timedelta(days=13)},
+            "contact details changed",
+        ),
         (Signal.OFF_HOURS, {"at": NOON_MONDAY.replace(hour=22)}, "outside business hours (Europe/Berlin)"),
         (Signal.REQUESTER_NOT_SUBJECT, {"requester_is_subject": False}, "requester is not the subject"),
         (Signal.CONTACT_CHANNEL, {"channel": "phone"}, "contact over phone"),
@@ -37,8 +43,13 @@ def test_each_escalating_signal_raises_one_level_and_says_why(signal, overrides,
 
 
 def test_old_factor_and_old_contact_change_do_not_fire():
-    decision = decide(EVERY_RULE, quiet_input(newest_factor_enrolled_at=NOON_MONDAY - timedelta(days=8),
-                                              contact_changed_at=NOON_MONDAY - timedelta(days=15)))
+    decision = decide(
+        EVERY_RULE,
+        quiet_input(
+            newest_factor_enrolled_at=NOON_MONDAY - timedelta(days=8),
+            contact_changed_at=NOON_MONDAY - timedelta(days=15),
+        ),
+    )
     assert decision.tier.level == 2
 
 
@@ -69,13 +80,22 @@ def test_escalate_to_a_lower_tier_never_lowers():
 
 
 def test_escalations_stop_at_the_top_tier():
-    decision = decide(EVERY_RULE, quiet_input(action="role_escalation", subject_privileged=True, channel="chat"))
+    decision = decide(
+        EVERY_RULE, quiet_input(action="role_escalation", subject_privileged=True, channel="chat")
+    )
     assert decision.tier.level == 4
 
 
 def test_rules_scoped_to_actions_ignore_others():
-    scoped = RuleSpec(9, "mfa voice", Signal.CONTACT_CHANNEL, Effect.ESCALATE_BY, levels=1,
-                      channels=frozenset({"phone"}), actions=frozenset({"mfa_reset"}))
+    scoped = RuleSpec(
+        9,
+        "mfa voice",
+        Signal.CONTACT_CHANNEL,
+        Effect.ESCALATE_BY,
+        levels=1,
+        channels=frozenset({"phone"}),
+        actions=frozenset({"mfa_reset"}),
+    )
     assert decide(snapshot(scoped), quiet_input(channel="phone")).tier.level == 2
     assert decide(snapshot(scoped), quiet_input(action="mfa_reset", channel="phone")).tier.level == 4
 

@@ -46,8 +46,12 @@ def rank(decision):
     return (decision.blocked, decision.tier.level)
 
 
-@given(data=inputs, chosen=st.sets(st.sampled_from(list(RULES))), added=st.sampled_from(list(RULES)),
-       extra=extra_rules)
+@given(
+    data=inputs,
+    chosen=st.sets(st.sampled_from(list(RULES))),
+    added=st.sampled_from(list(RULES)),
+    extra=extra_rules,
+)
 def test_adding_a_rule_never_lowers_the_tier_nor_unblocks(data, chosen, added, extra):
     before = snapshot(*(RULES[s] for s in chosen), *extra)
     after = snapshot(*(RULES[s] for s in chosen | {added}), *extra)
@@ -77,7 +81,11 @@ def test_adding_a_signal_to_the_input_never_lowers_the_tier(data, extra, more_ca
 @given(data=inputs, extra=extra_rules)
 def test_the_same_input_always_gives_the_same_decision(data, extra):
     policy = snapshot(*RULES.values(), *extra)
-    assert decide(policy, data) == decide(policy, replace(data)) == decide(snapshot(*RULES.values(), *extra), data)
+    assert (
+        decide(policy, data)
+        == decide(policy, replace(data))
+        == decide(snapshot(*RULES.values(), *extra), data)
+    )
 
 
 def test_who_the_requester_is_in_the_organisation_is_not_an_input():

@@ -17,16 +17,22 @@ TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def decide_for(subject, requester=None, action="password_reset", channel="walk_in", at=TUESDAY_NOON):
-    return policy_decide(subject=subject, action_code=action, channel=channel, requester=requester or subject,
-                         at=at)
+    return policy_decide(
+        subject=subject, action_code=action, channel=channel, requester=requester or subject, at=at
+    )
 
 
 def test_warm_snapshot_decides_without_touching_the_database(django_assert_num_queries):
     from policies.engine import PolicyInput, decide
 
     snapshot_current()
-    data = PolicyInput(action="mfa_reset", channel="phone", at=TUESDAY_NOON, subject_privileged=True,
-                       requester_is_subject=True)
+    data = PolicyInput(
+        action="mfa_reset",
+        channel="phone",
+        at=TUESDAY_NOON,
+        subject_privileged=True,
+        requester_is_subject=True,
+    )
     with django_assert_num_queries(0):
         decision = decide(snapshot_current(), data)
     assert decision.tier.level == 4
@@ -71,8 +77,15 @@ def test_newly_enrolled_factor_escalates(subject):
 def test_recent_cases_drive_velocity_and_failures(subject, agent):
     def case(hours_ago: int, state: str) -> None:
         created = TUESDAY_NOON - timedelta(hours=hours_ago)
-        VerificationCase.objects.create(subject=subject, agent=agent, action="password_reset", channel="phone",
-                                        state=state, created_at=created, expires_at=created)
+        VerificationCase.objects.create(
+            subject=subject,
+            agent=agent,
+            action="password_reset",
+            channel="phone",
+            state=state,
+            created_at=created,
+            expires_at=created,
+        )
 
     case(2, CaseState.VERIFIED)
     case(3, CaseState.FAILED)

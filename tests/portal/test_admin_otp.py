@@ -2,16 +2,34 @@ import pytest
 
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
-from tests.otp import current_token, otp_login
+from tests.otp import authenticator, current_token, otp_login, wrong_token
 
 pytestmark = pytest.mark.django_db
 
 
+def login(client, user, **extra: str):
+    return client.post("/admin/login/", {"username": user.username, "password": PASSWORD, **extra})
+
+
 def test_password_alone_never_opens_the_admin(client, security_admin):
-    client.post("/admin/login/", {"username": security_admin.username, "password": PASSWORD})
+    authenticator(security_admin)
+    response = login(client, security_admin)
+    assert response.status_code == 200
+    assert "Please enter your OTP token." in response.content.decode()
     assert client.get("/admin/").status_code == 302
-    # Even a session logged in by password alone is treated as not staff.
+    assert not AuditEvent.objects.filter(verb="login").exists()
+
+
+def test_a_session_logged_in_by_password_alone_is_not_admitted(client, security_admin):
     client.force_login(security_admin)
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response.url.startswith("/admin/login/")
+
+
+def test_staff_without_any_factor_cannot_get_in(client, agent):
+    response = login(client, agent, otp_token="123456")
+    assert response.status_code == 200
     assert client.get("/admin/").status_code == 302
 
 
@@ -19,26 +37,45 @@ def test_password_and_totp_open_the_admin(client, security_admin):
     otp_login(client, security_admin)
     response = client.get("/admin/")
     assert response.status_code == 200
-    assert AuditEvent.objects.filter(verb="login", actor=security_admin.username).exists()
+    assert "Verification, access and audit" in response.content.decode()
+    event = AuditEvent.objects.get(verb="login")
+    assert (event.actor, event.outcome) == (security_admin.username, "success")
 
 
 def test_wrong_totp_is_refused_and_recorded(client, security_admin):
-    device = otp_login(client, security_admin)
+    device = authenticator(security_admin)
+    response = login(client, security_admin, otp_token=wrong_token(device))
+    assert response.status_code == 200
+    assert "Invalid token" in response.content.decode()
+    assert client.get("/admin/").status_code == 302
+    event = AuditEvent.objects.get(verb="otp_failed")
+    assert (event.subject, event.outcome) == (security_admin.username, "failure")
+    assert not AuditEvent.objects.filter(verb="login").exists()
+
+
+def test_a_used_code_cannot_be_replayed(client, security_admin):
+    device = authenticator(security_admin)
+    token = current_token(device)
+    assert login(client, security_admin, otp_token=token).status_code == 302
     client.logout()
-    wrong = f"{(int(current_token(device)) + 1) % 1_000_000:06d}"
+    assert login(client, security_admin, otp_token=token).status_code == 200
+    assert client.get("/admin/").status_code == 302
+
+
+def test_right_code_with_wrong_password_is_refused_and_recorded(client, security_admin):
+    device = authenticator(security_admin)
     response = client.post(
-        "/admin/login/", {"username": security_admin.username, "password": PASSWORD, "otp_token": wrong}
+        "/admin/login/",
+        {
+            "username": security_admin.username,
+            "password": "wrong-password",
+            "otp_token": current_token(device),
+        },
     )
     assert response.status_code == 200
     assert client.get("/admin/").status_code == 302
-    assert AuditEvent.objects.filter(verb="otp_failed", subject=security_admin.username).exists()
-
-
-def test_failed_password_is_recorded_without_the_password(client, security_admin):
-    client.post("/admin/login/", {"username": security_admin.username, "password": "wrong-password"})
     event = AuditEvent.objects.get(verb="login_failed")
-    assert event.outcome == "failure"
-    assert event.subject == security_admin.username
+    assert (event.subject, event.outcome) == (security_admin.username, "failure")
     assert "wrong-password" not in event.canonical()
 
 
@@ -65,3 +102,7 @@ def test_admin_changes_are_recorded(client, security_admin, subject):
     event = AuditEvent.objects.get(verb="admin_change")
     assert event.actor == security_admin.username
     assert event.data["object"] == subject.username
+    assert event.data["model"] == "user"
+    subject.refresh_from_db()
+    assert subject.email == "new@example.test"
+    assert subject.contact_changed_at is not None

@@ -179,14 +179,17 @@ def test_missing_columns_are_reported_on_line_1(tmp_path, capsys):
 
 
 def test_roles_column_is_optional(tmp_path, capsys):
-    ok, out = run_import(tmp_path, "jo,jo@example.test,,,,,false\n", capsys, header=HEADER.replace(",roles", ""))
+    ok, out = run_import(
+        tmp_path, "jo,jo@example.test,,,,,false\n", capsys, header=HEADER.replace(",roles", "")
+    )
     assert ok, out
     assert User.objects.filter(username="jo").exists()
 
 
 def test_a_line_that_is_not_utf8_is_reported_and_the_rest_loads(tmp_path, capsys):
     ok, out = run_import(
-        tmp_path, GOOD_ROW.encode() + b"bad,b@example.test,,,,Ing\xe9nieur,false,\nlast,l@example.test,,,,,0,\n",
+        tmp_path,
+        GOOD_ROW.encode() + b"bad,b@example.test,,,,Ing\xe9nieur,false,\nlast,l@example.test,,,,,0,\n",
         capsys,
     )
     assert not ok
@@ -195,7 +198,9 @@ def test_a_line_that_is_not_utf8_is_reported_and_the_rest_loads(tmp_path, capsys
 
 
 def test_a_utf8_byte_order_mark_is_accepted(tmp_path, capsys):
-    ok, out = run_import(tmp_path, "jo,jo@example.test,,,,Ingénieur,false,\n", capsys, header="\ufeff" + HEADER)
+    ok, out = run_import(
+        tmp_path, "jo,jo@example.test,,,,Ingénieur,false,\n", capsys, header="\ufeff" + HEADER
+    )
     assert ok, out
     assert User.objects.get(username="jo").title == "Ingénieur"
 

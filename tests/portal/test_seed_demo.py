@@ -5,14 +5,22 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.demo import ADMIN_USERNAME, DEMO_PEOPLE
 from portal.models import User
-from portal.roles import ROLE_GROUP_NAMES, Role
+from portal.roles import ROLE_PERMISSIONS, Role
 
 pytestmark = pytest.mark.django_db
 
 
-def test_roles_are_groups_with_permissions_after_migrate():
-    names = set(Group.objects.values_list("name", flat=True))
-    assert set(ROLE_GROUP_NAMES.values()) <= names
+@pytest.mark.parametrize("role", list(Role))
+def test_each_role_is_a_group_with_exactly_its_permissions_after_migrate(role):
+    group = Group.objects.get(name=role.group_name)
+    granted = {
+        f"{app}.{codename}"
+        for app, codename in group.permissions.values_list("content_type__app_label", "codename")
+    }
+    assert granted == set(ROLE_PERMISSIONS[role])
+
+
+def test_auditors_read_the_audit_trail_but_do_not_edit_people():
     auditor = Group.objects.get(name=Role.AUDITOR.group_name)
     assert auditor.permissions.filter(codename="view_auditevent").exists()
     assert not auditor.permissions.filter(codename="change_user").exists()
@@ -24,8 +32,12 @@ def test_seed_is_idempotent_and_prints_the_admin_login(settings, tmp_path, capsy
     first = capsys.readouterr().out
     call_command("seed_demo")
     second = capsys.readouterr().out
-    assert User.objects.count() == len(DEMO_PEOPLE)
-    assert TOTPDevice.objects.filter(user__username=ADMIN_USERNAME).count() == 1
+    assert sorted(User.objects.values_list("username", flat=True)) == sorted(p[0] for p in DEMO_PEOPLE)
+    for username, *_, roles, staff in DEMO_PEOPLE:
+        user = User.objects.get(username=username)
+        assert TOTPDevice.objects.filter(user=user).count() == 1, username
+        assert set(user.groups.values_list("name", flat=True)) == {role.group_name for role in roles}
+        assert user.is_staff == staff
     assert first.splitlines()[-1] == second.splitlines()[-1]
     assert second.splitlines()[-1].startswith("otpauth://totp/")
     password = (tmp_path / "demo-password").read_text().strip()

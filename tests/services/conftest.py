@@ -14,9 +14,10 @@ from portal.celery import app
 
 @pytest.fixture(scope="session", autouse=True)
 def real_services_answer():
-    assert connection.vendor == "postgresql" or settings.DATABASES["default"]["ENGINE"].endswith(
-        "postgresql"
-    ), "the service suite runs on PostgreSQL (DATABASE_URL)"
+    assert settings.SETTINGS_MODULE == "portal.settings.services", (
+        "run the service suite with --ds portal.settings.services (make test-services)"
+    )
+    assert connection.vendor == "postgresql", "the service suite runs on PostgreSQL (DATABASE_URL)"
     redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
 
 
