@@ -64,7 +64,7 @@ TIERS: list[dict[str, Any]] = [
         max_grant_minutes=60,
         approvals_required=2,
         notify_security=True,
-        cooling_off_hours=24,
+        cooling_off_hours=48,
     ),
 ]
 

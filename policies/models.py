@@ -50,7 +50,9 @@ class RiskTier(models.Model):
     approvals_required = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     notify_security = models.BooleanField(default=False, help_text="Email security admins on each case.")
     cooling_off_hours = models.PositiveSmallIntegerField(
-        default=0, help_text="Delay before an MFA reset on the lost-factor path takes effect."
+        default=24,
+        validators=[MinValueValidator(1)],
+        help_text="Lost-factor path: hours the old factors have to cancel before the action can run.",
     )
 
     class Meta:

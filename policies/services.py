@@ -3,11 +3,13 @@
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.utils import timezone
 from django_otp import devices_for_user
 
 from policies.engine import Decision, PolicyInput, TierSpec, UnknownAction, decide
 from policies.snapshot import snapshot_current
-from verification.models import CaseState, VerificationCase
+from verification.cases import case_open
+from verification.models import CaseState, Purpose, VerificationCase
 from verification.requirements import Method, Requirements
 
 FAILED_CASE_STATES = (CaseState.FAILED, CaseState.ESCALATED)
@@ -57,7 +59,23 @@ def policy_decide(*, subject: Any, action_code: str, channel: str, requester: An
     return decide(snapshot, data)
 
 
-def requirements_for(tier: TierSpec) -> Requirements:
+def requirements_for(tier: TierSpec, *, lost_factors: bool = False) -> Requirements:
+    """What verification must enforce at `tier`. Without factors, the path is
+    stricter, never weaker: the manager attests, identity is proofed in person,
+    and a cooling-off period lets the old factors cancel."""
+    if lost_factors:
+        return Requirements(
+            factors=0,
+            methods=frozenset({Method.MANAGER_ATTESTATION}),
+            require_distinct_channel=tier.require_distinct_channel,
+            manager_attestation=True,
+            id_proofing=True,
+            min_factor_age_days=tier.min_factor_age_days,
+            challenge_ttl_seconds=tier.challenge_ttl_seconds,
+            max_attempts=tier.max_attempts,
+            verification_window_minutes=tier.verification_window_minutes,
+            cooling_off_hours=tier.cooling_off_hours,
+        )
     return Requirements(
         factors=tier.required_factors,
         methods=frozenset(Method(m) for m in tier.allowed_methods),
@@ -78,6 +96,21 @@ def decision_snapshot(decision: Decision) -> dict[str, Any]:
         "action": decision.action,
         "tier": {"level": tier.level, "name": tier.name} if tier else None,
         "blocked": decision.blocked,
+        "notify_security": bool(tier and tier.notify_security),
         "reasons": list(decision.reasons),
         "policy_version": decision.policy_version,
     }
+
+
+def verification_open(*, subject: Any, agent: Any, action_code: str, channel: str, ticket: str,
+                      purpose: str = Purpose.SERVICE_DESK, lost_factors: bool = False,
+                      at: datetime | None = None) -> VerificationCase:
+    """Decide what the case needs, then open it with those requirements."""
+    decision = policy_decide(subject=subject, action_code=action_code, channel=channel, requester=agent
+                             if purpose == Purpose.ACCESS_REQUEST else subject, at=at or timezone.now())
+    assert decision.tier is not None  # decide() always picks a tier
+    return case_open(
+        subject=subject, agent=agent, action=action_code, channel=channel, ticket=ticket, purpose=purpose,
+        requirements=requirements_for(decision.tier, lost_factors=lost_factors),
+        decision=decision_snapshot(decision), lost_factors=lost_factors,
+    )

@@ -12,4 +12,8 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # Tamper evidence is only worth something if someone looks: re-verify the chain daily.
     "audit-chain-verify": {"task": "audit.tasks.audit_chain_verify", "schedule": 24 * 3600.0},
+    # A challenge whose dispatch never ran (broker down) is re-sent; stale ones expire.
+    "challenges-sweep": {"task": "verification.tasks.challenges_sweep", "schedule": 30.0},
+    # Open cases past their deadline and verified cases never used expire on their own.
+    "cases-expire": {"task": "verification.tasks.cases_expire", "schedule": 60.0},
 }

@@ -10,6 +10,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.services import record
+from verification.models import PushDevice, SMSDevice
 
 BACKUP_CODE_COUNT = 10
 
@@ -36,6 +37,17 @@ def _enroll_email(user: AbstractBaseUser) -> Enrolment:
     return Enrolment(EmailDevice.objects.create(user=user, name="Email", confirmed=True))
 
 
+def _enroll_sms(user: AbstractBaseUser) -> Enrolment:
+    number = getattr(user, "phone", "")
+    if not number:
+        raise EnrolmentError(f"{user.get_username()} has no phone number")
+    return Enrolment(SMSDevice.objects.create(user=user, name="SMS", number=number, confirmed=True))
+
+
+def _enroll_push(user: AbstractBaseUser) -> Enrolment:
+    return Enrolment(PushDevice.objects.create(user=user, name="Vigil portal", confirmed=True))
+
+
 def _enroll_backup_codes(user: AbstractBaseUser) -> Enrolment:
     device = StaticDevice.objects.create(user=user, name="Backup codes", confirmed=True)
     codes = [StaticToken.random_token() for _ in range(BACKUP_CODE_COUNT)]
@@ -47,6 +59,8 @@ ENROLLERS = {
     "totp": _enroll_totp,
     "email": _enroll_email,
     "backup_codes": _enroll_backup_codes,
+    "sms": _enroll_sms,
+    "push": _enroll_push,
 }
 
 

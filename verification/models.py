@@ -1,6 +1,10 @@
+import hashlib
+import hmac
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django_otp.models import Device, TimestampMixin
 
 from verification.requirements import Channel, Method
 
@@ -49,9 +53,20 @@ class VerificationCase(models.Model):
     verified_until = models.DateTimeField(null=True, blank=True)
     consumed_at = models.DateTimeField(null=True, blank=True)
     closed_reason = models.CharField(max_length=200, blank=True)
+    lost_factors = models.BooleanField(
+        default=False, help_text="The subject has lost their factors: the stricter fallback path."
+    )
+    usable_from = models.DateTimeField(
+        null=True, blank=True, help_text="Fallback path: the action may run only after the cooling-off period."
+    )
+    execution_result = models.JSONField(default=dict, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["subject", "created_at"], name="case_subject_time_idx")]
+        permissions = [
+            ("open_case", "Can open verification cases (service-desk agent)"),
+            ("perform_id_proofing", "Can check identity in person for the fallback path"),
+        ]
 
     def __str__(self) -> str:
         return f"case {self.pk}: {self.action} for {self.subject_id} ({self.state})"
@@ -84,6 +99,88 @@ class Challenge(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     delivery_error = models.CharField(max_length=200, blank=True)
+    delivery_attempts = models.PositiveSmallIntegerField(default=0)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+        help_text="Who answers: the subject, or their manager for an attestation.",
+    )
+    # Read out by the agent and typed in by the subject; useless without the
+    # subject's own logged-in session, so the agent may see it.
+    match_number = models.CharField(max_length=4, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "created_at"], name="challenge_state_time_idx")]
 
     def __str__(self) -> str:
         return f"challenge {self.pk}: {self.method} ({self.state})"
+
+    def code_digest(self, code: str) -> str:
+        """Keyed hash binding the code to this challenge: a leaked hash is useless
+        elsewhere, and a guess cannot be checked offline without SECRET_KEY."""
+        message = f"{self.pk}:{code}".encode()
+        return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
+
+    def code_matches(self, code: str) -> bool:
+        return bool(self.secret_hash) and hmac.compare_digest(self.secret_hash, self.code_digest(code))
+
+
+class SMSDevice(TimestampMixin, Device):
+    """A phone number that receives one-time codes by SMS."""
+
+    number = models.CharField(max_length=20, help_text="E.164.")
+
+
+class PushDevice(TimestampMixin, Device):
+    """Approval in the portal on the user's own logged-in session, with number matching."""
+
+
+class SubjectHold(models.Model):
+    """No challenge goes to the subject until `until`: set when they report
+    "I am not on a call" (push bombing, impersonation)."""
+
+    subject = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+    until = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"hold on {self.subject_id} until {self.until:%Y-%m-%d %H:%M}"
+
+
+class IdProofing(models.Model):
+    """An in-person identity check for the fallback path, by a designated verifier."""
+
+    case = models.OneToOneField(VerificationCase, on_delete=models.PROTECT, related_name="id_proofing")
+    verifier = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    provider = models.CharField(max_length=40, default="in_person")
+    evidence = models.CharField(max_length=200, help_text="What was checked, e.g. passport, last 4 digits.")
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"ID proofing for case {self.case_id} by {self.verifier_id}"
+
+
+class OneTimeLink(models.Model):
+    """A single-use link (password reset, enrolment, cancel a pending reset).
+    Only the token's SHA-256 is kept; it lives at most 20 minutes unless it is a
+    cooling-off cancel link, which lives as long as the cooling-off period."""
+
+    class Kind(models.TextChoices):
+        PASSWORD_RESET = "password_reset", "Password reset"
+        ENROLMENT = "enrolment", "Factor enrolment"
+        CANCEL = "cancel", "Cancel a pending reset"
+
+    kind = models.CharField(max_length=20, choices=Kind)
+    case = models.ForeignKey(VerificationCase, on_delete=models.PROTECT, related_name="links")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} link for {self.user_id}"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()

@@ -48,6 +48,8 @@ class Requirements:
     challenge_ttl_seconds: int
     max_attempts: int
     verification_window_minutes: int
+    # Lost-factor path only: how long the subject's old factors may cancel before the action can run.
+    cooling_off_hours: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -60,6 +62,7 @@ class Requirements:
             "challenge_ttl_seconds": self.challenge_ttl_seconds,
             "max_attempts": self.max_attempts,
             "verification_window_minutes": self.verification_window_minutes,
+            "cooling_off_hours": self.cooling_off_hours,
         }
 
     @classmethod
@@ -67,3 +70,7 @@ class Requirements:
         values = dict(data)
         values["methods"] = frozenset(Method(m) for m in values["methods"])  # type: ignore[attr-defined]
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def factor_methods(self) -> frozenset["Method"]:
+        return self.methods - {Method.MANAGER_ATTESTATION}

@@ -172,6 +172,20 @@ SMS_WEBHOOK_SECRET = env_str("SMS_WEBHOOK_SECRET")
 if SMS_BACKEND == "webhook" and not SMS_WEBHOOK_URL:
     raise ImproperlyConfigured("SMS_BACKEND=webhook needs SMS_WEBHOOK_URL")
 
+# Verification. Links in messages point at PORTAL_URL.
+PORTAL_URL = env_str("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
+SECURITY_ADMIN_GROUP = "Security admin"
+# NIST SP 800-63B 5.2.2 allows up to 100 consecutive failures; we stop far earlier.
+VERIFICATION_SUBJECT_FAILURE_LIMIT = env_int("VERIFICATION_SUBJECT_FAILURE_LIMIT", 10, minimum=1)
+VERIFICATION_AGENT_CASES_PER_HOUR_FLAG = env_int("VERIFICATION_AGENT_CASES_PER_HOUR_FLAG", 10, minimum=1)
+VERIFICATION_PUSH_LIMIT_PER_10_MIN = env_int("VERIFICATION_PUSH_LIMIT_PER_10_MIN", 3, minimum=1)
+VERIFICATION_REPORT_HOLD_MINUTES = env_int("VERIFICATION_REPORT_HOLD_MINUTES", 60, minimum=1)
+VERIFICATION_CASE_OPEN_MINUTES = env_int("VERIFICATION_CASE_OPEN_MINUTES", 30, minimum=1)
+VERIFICATION_REDISPATCH_AFTER_SECONDS = env_int("VERIFICATION_REDISPATCH_AFTER_SECONDS", 30, minimum=5)
+# Executors for IdP automation (role_escalation, data_export): signed POST.
+ACTION_WEBHOOK_URL = env_str("ACTION_WEBHOOK_URL")
+ACTION_WEBHOOK_SECRET = env_str("ACTION_WEBHOOK_SECRET")
+
 # Celery: Redis when REDIS_URL is set, else the filesystem transport under var/.
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:

@@ -13,8 +13,9 @@ import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from portal.models import User
 from tests.conftest import PASSWORD
-from tests.otp import current_token
+from tests.otp import authenticator, current_token
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the
 # tests make around it are ordinary synchronous ones.
@@ -54,10 +55,10 @@ def page(browser: Browser, live_server) -> Iterator[Page]:
 
 @pytest.fixture
 def login_as() -> Callable[..., TOTPDevice]:
-    def login(page: Page, user, *, token: str | None = None) -> TOTPDevice:
-        device = TOTPDevice.objects.filter(user=user).first() or TOTPDevice.objects.create(
-            user=user, name="Authenticator app", confirmed=True
-        )
+    """Log in through the admin form; `token=` overrides the code (e.g. a wrong one, or "")."""
+
+    def login(page: Page, user: User, *, token: str | None = None) -> TOTPDevice:
+        device = authenticator(user)
         page.goto("/admin/login/")
         page.fill("#id_username", user.username)
         page.fill("#id_password", PASSWORD)

@@ -1,5 +1,7 @@
 import pytest
 
+from audit.models import AuditEvent
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -9,11 +11,17 @@ def test_password_and_authenticator_code_open_the_admin(page, login_as, security
     assert page.locator("#site-name").inner_text() == "Vigil"
     assert page.get_by_text("Verification, access and audit").is_visible()
     screenshot(page, "admin-index")
+    assert AuditEvent.objects.filter(verb="login", actor=security_admin.username).exists()
 
 
-def test_password_without_a_valid_code_is_refused(page, login_as, security_admin):
-    login_as(page, security_admin, token="000000")
+@pytest.mark.parametrize(
+    ("token", "error"), [("000000", "Invalid token"), ("", "Please enter your OTP token")]
+)
+def test_password_without_a_valid_code_is_refused(page, login_as, security_admin, token, error):
+    login_as(page, security_admin, token=token)
+    page.wait_for_load_state()
     assert "/admin/login/" in page.url
-    assert page.locator(".errornote").is_visible()
+    assert error in page.locator(".errornote, .errorlist").first.inner_text()
     page.goto("/admin/")
     assert "/admin/login/" in page.url
+    assert not AuditEvent.objects.filter(verb="login").exists()

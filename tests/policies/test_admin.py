@@ -20,7 +20,7 @@ TIER_FORM = {
     "verification_window_minutes": "5",
     "max_grant_minutes": "30",
     "approvals_required": "2",
-    "cooling_off_hours": "0",
+    "cooling_off_hours": "24",
 }
 
 

@@ -24,7 +24,6 @@ def real_services_answer():
 @pytest.fixture
 def celery_worker(transactional_db):
     """A worker thread consuming from the real Redis broker, on the test database."""
-    app.conf.task_always_eager = False
     with start_worker(
         app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=10
     ) as worker:

@@ -1,3 +1,4 @@
+import itertools
 import os
 import subprocess
 import sys
@@ -44,10 +45,14 @@ def test_healthz_is_503_when_redis_is_unreachable(client, monkeypatch):
     assert response.json()["db"] == "ok"
 
 
+# Every writer waits for the same moment after its (slow) start-up, so the appends
+# really overlap instead of running one process after the other.
 APPEND_SCRIPT = """
+import time
 import django
 django.setup()
 from audit.services import record
+time.sleep(max(0.0, {start_at} - time.time()))
 for i in range({count}):
     record("concurrent_append", actor="writer{writer}", data={{"i": i}})
 """
@@ -62,14 +67,20 @@ def test_concurrent_appends_from_processes_keep_one_chain(transactional_db):
         "DJANGO_SETTINGS_MODULE": "portal.settings.services",
         "DATABASE_URL": f"{base_url}/{test_db}",
     }
+    start_at = time.time() + 6
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", APPEND_SCRIPT.format(count=per_writer, writer=n)], cwd=ROOT, env=env
+            [sys.executable, "-c", APPEND_SCRIPT.format(count=per_writer, writer=n, start_at=start_at)],
+            cwd=ROOT,
+            env=env,
         )
         for n in range(writers)
     ]
     assert [proc.wait(timeout=120) for proc in procs] == [0] * writers
     report = verify_chain()
     assert report.ok, report.reason
-    assert AuditEvent.objects.filter(verb="concurrent_append").count() == writers * per_writer
-    assert report.count == AuditEvent.objects.count()
+    assert report.count == AuditEvent.objects.count() == writers * per_writer
+    actors = list(AuditEvent.objects.order_by("seq").values_list("actor", flat=True))
+    assert all(actors.count(f"writer{n}") == per_writer for n in range(writers))
+    # The writers took turns: without overlap this test would prove nothing.
+    assert sum(a != b for a, b in itertools.pairwise(actors)) > writers

@@ -1,0 +1,178 @@
+"""Verification cases: open, evaluate, cancel, expire (DESIGN "verification")."""
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from audit.models import Outcome
+from audit.services import record
+from verification.errors import NotAllowed, WrongState
+from verification.models import CaseState, Challenge, ChallengeState, IdProofing, Purpose, VerificationCase
+from verification.notices import notice_security, notice_to
+from verification.purposes import notify_verified
+from verification.requirements import Method, Requirements
+
+TERMINAL_CASE_STATES = {CaseState.EXECUTED, CaseState.FAILED, CaseState.BLOCKED, CaseState.EXPIRED,
+                        CaseState.CANCELLED, CaseState.ESCALATED}
+
+
+def case_event(verb: str, case: VerificationCase, *, outcome: str = Outcome.SUCCESS, actor: Any = None,
+               data: dict[str, Any] | None = None) -> None:
+    """One audit row about `case`, with its tier, channel and action filled in."""
+    record(verb, outcome=outcome, actor=actor, subject=case.subject, tier=case.tier_level, channel=case.channel,
+           action=case.action, target=case, data=data)
+
+
+@transaction.atomic
+def case_open(*, subject: Any, agent: Any, action: str, channel: str, ticket: str, purpose: str,
+              requirements: Requirements, decision: dict[str, Any], lost_factors: bool = False) -> VerificationCase:
+    """1. Only agents open service-desk cases, and never about themselves.
+    2. Store the requirements and the decision handed in; a blocked decision
+       makes a case that is blocked from the start.
+    3. Audit; flag an agent who opens unusually many cases."""
+    if purpose == Purpose.SERVICE_DESK and not agent.has_perm("verification.open_case"):
+        raise NotAllowed("only service-desk agents open verification cases")
+    if agent.pk == subject.pk and purpose == Purpose.SERVICE_DESK:
+        raise NotAllowed("an agent cannot open a case about themselves", code="self_verification")
+    now = timezone.now()
+    blocked = bool(decision.get("blocked"))
+    tier = decision.get("tier") or {}
+    case = VerificationCase(
+        subject=subject, agent=agent, action=action, channel=channel, ticket=ticket, purpose=purpose,
+        state=CaseState.BLOCKED if blocked else CaseState.OPEN, requirements=requirements.as_dict(),
+        decision=decision, tier_level=tier.get("level"), created_at=now, lost_factors=lost_factors,
+        expires_at=now + timedelta(minutes=settings.VERIFICATION_CASE_OPEN_MINUTES),
+        closed_reason="blocked by policy" if blocked else "",
+    )
+    case.full_clean()
+    case.save()
+    case_event("case_opened", case, actor=agent,
+               data={"ticket": ticket, "purpose": purpose, "reasons": decision.get("reasons", []),
+                     "policy_version": decision.get("policy_version"), "lost_factors": lost_factors})
+    if blocked:
+        case_event("case_blocked", case, outcome=Outcome.BLOCKED, actor=agent,
+                   data={"reasons": decision.get("reasons", [])})
+    _flag_busy_agent(agent, now)
+    if tier.get("level") and decision.get("notify_security"):
+        notice_security(headline=f"{action} case for {subject.get_username()}",
+                        message=f"{agent.get_username()} opened a tier {tier['level']} case (ticket {ticket}).")
+    return case
+
+
+def _flag_busy_agent(agent: Any, now: Any) -> None:
+    opened = VerificationCase.objects.filter(agent=agent, created_at__gte=now - timedelta(hours=1)).count()
+    if opened == settings.VERIFICATION_AGENT_CASES_PER_HOUR_FLAG:
+        record("agent_flagged", outcome=Outcome.INFO, actor=agent, subject=agent,
+               data={"cases_last_hour": opened, "why": "unusually many cases in an hour"})
+        notice_security(headline=f"Agent {agent.get_username()} flagged",
+                        message=f"{opened} verification cases opened in the last hour.")
+
+
+def requirements_of(case: VerificationCase) -> Requirements:
+    return Requirements.from_dict(case.requirements)
+
+
+def lock_case(case: VerificationCase) -> VerificationCase:
+    return VerificationCase.objects.select_for_update().select_related("subject", "agent").get(pk=case.pk)
+
+
+def case_evaluate(case: VerificationCase) -> VerificationCase:
+    """Mark the case verified once every step the requirements name has passed.
+    Called inside the transaction of the step that may have completed it."""
+    if case.state != CaseState.OPEN:
+        return case
+    requirements = requirements_of(case)
+    passed = list(case.challenges.filter(state=ChallengeState.PASSED).values_list("method", "device_id"))
+    factors = {device for method, device in passed if method != Method.MANAGER_ATTESTATION}
+    needs_factors = 0 if case.lost_factors else requirements.factors
+    attested = any(method == Method.MANAGER_ATTESTATION for method, _ in passed)
+    proofed = IdProofing.objects.filter(case=case).exists()
+    if (len(factors) < needs_factors or (requirements.manager_attestation and not attested)
+            or (requirements.id_proofing and not proofed)):
+        return case
+    now = timezone.now()
+    case.state = CaseState.VERIFIED
+    case.verified_at = now
+    case.usable_from = now + timedelta(hours=requirements.cooling_off_hours) if case.lost_factors else now
+    case.verified_until = case.usable_from + timedelta(minutes=requirements.verification_window_minutes)
+    case.save(update_fields=["state", "verified_at", "usable_from", "verified_until"])
+    case_event("case_verified", case, data={"factors": len(factors), "manager_attestation": attested,
+                                             "id_proofing": proofed, "usable_from": case.usable_from.isoformat()})
+    if case.lost_factors:
+        from verification.fallback import cooling_off_start
+
+        cooling_off_start(case)
+    notify_verified(case)
+    return case
+
+
+def case_fail(case: VerificationCase, *, reason: str, state: str = CaseState.FAILED) -> None:
+    if case.state in TERMINAL_CASE_STATES:
+        return
+    case.state, case.closed_reason = state, reason
+    case.save(update_fields=["state", "closed_reason"])
+    verb = "case_escalated" if state == CaseState.ESCALATED else "case_failed"
+    case_event(verb, case, outcome=Outcome.FAILURE, data={"reason": reason})
+    case.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
+        state=ChallengeState.EXPIRED)
+
+
+@transaction.atomic
+def case_cancel(*, case: VerificationCase, actor: Any, reason: str) -> VerificationCase:
+    case = lock_case(case)
+    if case.state not in {CaseState.OPEN, CaseState.VERIFIED}:
+        raise WrongState(f"a {case.state} case cannot be cancelled")
+    case.state, case.closed_reason = CaseState.CANCELLED, reason[:200]
+    case.save(update_fields=["state", "closed_reason"])
+    case.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
+        state=ChallengeState.EXPIRED)
+    case_event("case_cancelled", case, outcome=Outcome.INFO, actor=actor, data={"reason": reason})
+    return case
+
+
+@transaction.atomic
+def case_escalate(*, case: VerificationCase, actor: Any, note: str) -> VerificationCase:
+    """The agent hands a failed or blocked case to security."""
+    case = lock_case(case)
+    if case.state not in {CaseState.OPEN, CaseState.FAILED, CaseState.BLOCKED}:
+        raise WrongState(f"a {case.state} case cannot be escalated")
+    previous = case.state
+    case.state, case.closed_reason = CaseState.ESCALATED, (note or f"escalated from {previous}")[:200]
+    case.save(update_fields=["state", "closed_reason"])
+    case_event("case_escalated", case, outcome=Outcome.INFO, actor=actor, data={"from": previous, "note": note})
+    notice_security(headline=f"Case {case.pk} escalated",
+                    message=f"{actor.get_username()} escalated a {case.action} case for "
+                            f"{case.subject.get_username()} ({previous}): {note}")
+    return case
+
+
+def subject_recent_failures(subject: Any, now: Any) -> int:
+    """Wrong answers for this subject across every agent and case in 24 h
+    (`attempts` counts wrong answers only)."""
+    recent = Challenge.objects.filter(case__subject=subject, created_at__gte=now - timedelta(hours=24))
+    return recent.aggregate(total=Sum("attempts"))["total"] or 0
+
+
+def cases_expire(now: Any = None) -> int:
+    """Beat: open cases past their deadline, and verified cases never used in their window."""
+    now = now or timezone.now()
+    count = 0
+    stale = VerificationCase.objects.filter(
+        Q(state=CaseState.OPEN, expires_at__lt=now) | Q(state=CaseState.VERIFIED, verified_until__lt=now))
+    for case_id in stale.values_list("pk", flat=True):
+        with transaction.atomic():
+            case = lock_case(VerificationCase(pk=case_id))
+            if case.state == CaseState.OPEN and case.expires_at < now or (
+                    case.state == CaseState.VERIFIED and case.verified_until and case.verified_until < now):
+                previous = case.state
+                case.state, case.closed_reason = CaseState.EXPIRED, f"expired while {previous}"
+                case.save(update_fields=["state", "closed_reason"])
+                case.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
+                    state=ChallengeState.EXPIRED)
+                case_event("case_expired", case, outcome=Outcome.INFO, actor="system", data={"was": previous})
+                count += 1
+    return count

@@ -1,0 +1,287 @@
+"""Challenges: ask, deliver, answer (DESIGN "verification", NIST SP 800-63B 5.1.3, 5.2.2)."""
+
+import re
+import secrets
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_otp.models import Device
+
+from audit.models import Outcome
+from audit.services import record
+from verification.cases import case_evaluate, case_event, case_fail, lock_case, requirements_of, subject_recent_failures
+from verification.channels import DeliveryError, email_send, sms_send
+from verification.devices import METHOD_DEVICE, factor_usable_from, factors_of
+from verification.errors import BadRequest, NotAllowed, Throttled, WrongState
+from verification.models import CaseState, Challenge, ChallengeState, SMSDevice, SubjectHold, VerificationCase
+from verification.notices import notice_security, notice_to
+from verification.requirements import SAME_CHANNEL_METHODS, Channel, Method
+
+CODE_DIGITS = 6  # NIST SP 800-63B 5.1.3.1: at least 20 bits of entropy (10^6 ≈ 2^20)
+MAX_TTL_SECONDS = 600
+DISPATCHED_METHODS = {Method.EMAIL_OTP, Method.SMS_OTP}
+ANSWERED_BY_RECIPIENT = {Method.PUSH, Method.MANAGER_ATTESTATION}
+OPEN_CHALLENGE_STATES = (ChallengeState.QUEUED, ChallengeState.SENT)
+_CODE_SHAPE = re.compile(r"^[A-Za-z0-9]{1,16}$")
+
+
+def _dispatch_later(challenge: Challenge) -> None:
+    from verification.tasks import challenge_dispatch
+
+    transaction.on_commit(partial(challenge_dispatch.delay, challenge.pk))
+
+
+def _pick_device(case: VerificationCase, method: Method, device_id: str | None, now: Any) -> Device:
+    """The subject's own factor for `method`: the one named, or the first that counts.
+    Factors younger than the tier's minimum age do not count (SIM-swap defence)."""
+    requirements = requirements_of(case)
+    candidates = [device for _, device in factors_of(case.subject, method)]
+    if device_id:
+        candidates = [device for device in candidates if device.persistent_id == device_id]
+        if not candidates:
+            raise BadRequest(f"{case.subject.get_username()} has no such {method} factor", code="unknown_device")
+    if not candidates:
+        raise BadRequest(f"{case.subject.get_username()} has no {method} factor enrolled", code="no_factor")
+    used = set(case.challenges.filter(state=ChallengeState.PASSED).values_list("device_id", flat=True))
+    for device in candidates:
+        usable_from = factor_usable_from(device, case.subject, requirements.min_factor_age_days, now)
+        if device.persistent_id in used:
+            continue
+        if usable_from is not None and usable_from <= now:
+            return device
+    if all(device.persistent_id in used for device in candidates):
+        raise BadRequest("this factor has already passed; a different factor is needed", code="factor_used")
+    raise BadRequest(
+        f"the {method} factor is younger than {requirements.min_factor_age_days} day(s) and does not count",
+        code="factor_too_new",
+    )
+
+
+def _check_can_challenge(case: VerificationCase, method: Method, now: Any) -> None:
+    requirements = requirements_of(case)
+    if case.state != CaseState.OPEN:
+        raise WrongState(f"the case is {case.state}; challenges need an open case")
+    if case.expires_at < now:
+        raise WrongState("the case has expired", code="expired")
+    if method not in requirements.methods:
+        allowed = ", ".join(sorted(requirements.methods))
+        raise BadRequest(f"{method} is not allowed at this tier (allowed: {allowed})", code="method_not_allowed")
+    if requirements.require_distinct_channel and method in SAME_CHANNEL_METHODS[Channel(case.channel)]:
+        raise BadRequest(f"{method} travels over the channel the request came in on ({case.channel})",
+                         code="same_channel")
+    if SubjectHold.objects.filter(subject=case.subject, until__gt=now).exists():
+        raise WrongState("the subject reported an impersonation attempt; challenges are on hold",
+                         code="subject_on_hold")
+
+
+@transaction.atomic
+def challenge_create(*, case: VerificationCase, method: str, actor: Any, device_id: str | None = None) -> Challenge:
+    """1. Lock the case; only its agent asks, only while it is open.
+    2. Refuse a method the tier does not allow or one over the contact channel.
+    3. Pick the recipient's factor (the manager's for an attestation).
+    4. Push: rate-limited per subject, with a number to read out.
+    5. Email/SMS codes are generated and sent by the worker after commit."""
+    case = lock_case(case)
+    if actor.pk != case.agent_id:
+        raise NotAllowed("only the agent who opened the case may challenge")
+    try:
+        chosen = Method(method)
+    except ValueError as exc:
+        raise BadRequest(f"unknown method {method!r}", code="unknown_method") from exc
+    now = timezone.now()
+    _check_can_challenge(case, chosen, now)
+    requirements = requirements_of(case)
+    recipient, device_ref = case.subject, ""
+    if chosen == Method.MANAGER_ATTESTATION:
+        recipient = case.subject.manager
+        if recipient is None or not recipient.is_active:
+            raise BadRequest("the subject has no active manager of record to attest", code="no_manager")
+        if recipient.pk == case.agent_id:
+            raise NotAllowed("the agent cannot attest for the caller they are verifying", code="self_approval")
+        device_ref = f"manager:{recipient.pk}"
+    else:
+        device_ref = _pick_device(case, chosen, device_id, now).persistent_id
+    if chosen == Method.PUSH:
+        sent = Challenge.objects.filter(case__subject=case.subject, method=Method.PUSH,
+                                        created_at__gte=now - timedelta(minutes=10)).count()
+        if sent >= settings.VERIFICATION_PUSH_LIMIT_PER_10_MIN:
+            case_event("push_throttled", case, outcome=Outcome.BLOCKED, actor=actor, data={"sent": sent})
+            raise Throttled("too many pushes to this subject; wait before asking again")
+    ttl = min(requirements.challenge_ttl_seconds, MAX_TTL_SECONDS)
+    immediate = chosen not in DISPATCHED_METHODS
+    challenge = Challenge.objects.create(
+        case=case, method=chosen, device_id=device_ref, recipient=recipient, max_attempts=requirements.max_attempts,
+        created_at=now, expires_at=now + timedelta(seconds=ttl),
+        state=ChallengeState.SENT if immediate else ChallengeState.QUEUED, sent_at=now if immediate else None,
+        match_number=f"{100 + secrets.randbelow(900)}" if chosen == Method.PUSH else "",
+    )
+    case_event("challenge_created", case, actor=actor, data={"challenge": challenge.pk, "method": chosen,
+                                                              "recipient": recipient.get_username()})
+    if chosen in ANSWERED_BY_RECIPIENT:
+        what = "attest that the caller is" if chosen == Method.MANAGER_ATTESTATION else "approve a request for"
+        notice_to(recipient, headline="A verification is waiting for you",
+                  message=f"The service desk asks you to {what} {case.subject.get_username()} "
+                          f"({case.action}, ticket {case.ticket or 'none'}).",
+                  link=f"{settings.PORTAL_URL}/me/", link_label="Open your Vigil page")
+    if not immediate:
+        _dispatch_later(challenge)
+    return challenge
+
+
+def attempts_left(challenge: Challenge) -> int:
+    return max(challenge.max_attempts - challenge.attempts, 0)
+
+
+def public_state(challenge: Challenge) -> str:
+    """The state an answer reports: a challenge failed by its attempt limit is `locked`."""
+    if challenge.state == ChallengeState.FAILED and challenge.attempts >= challenge.max_attempts:
+        return "locked"
+    return str(challenge.state)
+
+
+def _verify(challenge: Challenge, code: str) -> bool:
+    """Check the code against the one device chosen for this challenge, never a search
+    across the subject's devices. TOTP refuses a replayed time step (django-otp keeps last_t)."""
+    if challenge.method in DISPATCHED_METHODS:
+        return challenge.code_matches(code)
+    device = Device.from_persistent_id(challenge.device_id, for_verify=True)
+    if device is None or not isinstance(device, METHOD_DEVICE[Method(challenge.method)]):
+        return False
+    return bool(device.verify_token(code))
+
+
+def _expire_if_due(challenge: Challenge, now: Any) -> bool:
+    if challenge.state in OPEN_CHALLENGE_STATES and challenge.expires_at <= now:
+        challenge.state = ChallengeState.EXPIRED
+        challenge.save(update_fields=["state"])
+        case_event("challenge_expired", challenge.case, outcome=Outcome.FAILURE, data={"challenge": challenge.pk})
+        return True
+    return False
+
+
+@transaction.atomic
+def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challenge:
+    """1. Lock the challenge; only the case's agent types in what the caller reads.
+    2. Expired → expired; already locked → locked, no new information.
+    3. Verify against the chosen device only; a pass is single use.
+    4. A wrong code spends an attempt; at the limit the challenge locks and the
+       case fails; too many failures for the subject anywhere escalates it."""
+    challenge = Challenge.objects.select_for_update().select_related("case__subject").get(pk=challenge.pk)
+    case = challenge.case
+    if actor.pk != case.agent_id:
+        raise NotAllowed("only the agent who opened the case may answer its challenges")
+    if challenge.method in ANSWERED_BY_RECIPIENT:
+        raise BadRequest("this challenge is answered on the recipient's own device", code="answered_elsewhere")
+    if not isinstance(code, str) or not _CODE_SHAPE.match(code.strip()):
+        raise BadRequest("the code must be 1 to 16 letters or digits", code="bad_code")
+    now = timezone.now()
+    if _expire_if_due(challenge, now) or public_state(challenge) == "locked":
+        return challenge
+    if challenge.state == ChallengeState.QUEUED:
+        raise WrongState("the code has not been sent yet", code="not_sent")
+    if challenge.state != ChallengeState.SENT:
+        raise WrongState(f"the challenge is already {challenge.state}")
+    if _verify(challenge, code.strip()):
+        challenge.state, challenge.answered_at, challenge.secret_hash = ChallengeState.PASSED, now, ""
+        challenge.save(update_fields=["state", "answered_at", "secret_hash"])
+        case_event("challenge_passed", case, actor=actor, data={"challenge": challenge.pk,
+                                                                 "method": challenge.method})
+        case_evaluate(lock_case(case))
+        return challenge
+    challenge.attempts += 1
+    locked = challenge.attempts >= challenge.max_attempts
+    if locked:
+        challenge.state, challenge.secret_hash = ChallengeState.FAILED, ""
+    challenge.save(update_fields=["attempts", "state", "secret_hash"])
+    case_event("challenge_failed", case, outcome=Outcome.FAILURE, actor=actor,
+               data={"challenge": challenge.pk, "attempts": challenge.attempts, "locked": locked})
+    if subject_recent_failures(case.subject, now) >= settings.VERIFICATION_SUBJECT_FAILURE_LIMIT:
+        case_fail(lock_case(case), reason="too many failed answers for this subject", state=CaseState.ESCALATED)
+        notice_security(headline=f"Repeated failures for {case.subject.get_username()}",
+                        message="Verification failures for this subject passed the limit; the case is escalated.")
+    elif locked:
+        case_fail(lock_case(case), reason=f"challenge {challenge.pk} locked after {challenge.attempts} attempts")
+    return challenge
+
+
+def _message_context(challenge: Challenge, code: str) -> dict[str, Any]:
+    case = challenge.case
+    return {
+        "subject_name": case.subject.get_full_name() or case.subject.get_username(),
+        "action_name": case.action.replace("_", " "), "agent_name": case.agent.get_username(),
+        "ticket": case.ticket, "code": code, "ttl_minutes": max(1, round(
+            (challenge.expires_at - timezone.now()).total_seconds() / 60)),
+        "report_url": f"{settings.PORTAL_URL}/me/",
+    }
+
+
+def challenge_dispatch(*, challenge_id: int) -> bool:
+    """Send one email/SMS code. Safe to run twice: the row is locked and only a
+    `queued` challenge is sent. The code is made here and only its hash kept, so
+    a re-dispatch sends a fresh code and the earlier one stops working.
+    Returns True when sent; raises DeliveryError (after recording it) to retry."""
+    with transaction.atomic():
+        challenge = (Challenge.objects.select_for_update().select_related("case__subject", "case__agent")
+                     .filter(pk=challenge_id).first())
+        if challenge is None or challenge.state != ChallengeState.QUEUED:
+            return False
+        if _expire_if_due(challenge, timezone.now()):
+            return False
+        code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+        challenge.secret_hash = challenge.code_digest(code)
+        challenge.delivery_attempts += 1
+        try:
+            _deliver(challenge, code)
+        except DeliveryError as error:
+            failed_attempts = challenge.delivery_attempts
+            error_text = str(error)[:200]
+        else:
+            challenge.state, challenge.sent_at, challenge.delivery_error = ChallengeState.SENT, timezone.now(), ""
+            challenge.save(update_fields=["secret_hash", "delivery_attempts", "state", "sent_at", "delivery_error"])
+            case_event("challenge_sent", challenge.case, actor="system",
+                       data={"challenge": challenge.pk, "method": challenge.method})
+            return True
+    # The failed attempt is kept (outside the rolled-back work) for the agent to see.
+    Challenge.objects.filter(pk=challenge_id, state=ChallengeState.QUEUED).update(
+        delivery_error=error_text, delivery_attempts=failed_attempts, secret_hash="")
+    record("challenge_delivery_failed", outcome=Outcome.FAILURE, actor="system",
+           data={"challenge": challenge_id, "error": error_text})
+    raise DeliveryError(error_text)
+
+
+def _deliver(challenge: Challenge, code: str) -> None:
+    subject = challenge.case.subject
+    context = _message_context(challenge, code)
+    if challenge.method == Method.EMAIL_OTP:
+        device = Device.from_persistent_id(challenge.device_id)
+        address = getattr(device, "email", None) or subject.email
+        email_send(to=address, template="challenge", context=context)
+    else:
+        device = Device.from_persistent_id(challenge.device_id)
+        number = device.number if isinstance(device, SMSDevice) and device.number else subject.phone
+        sms_send(to=number, body=f"Vigil code {code} for {context['action_name']} (agent {context['agent_name']}, "
+                                 f"ticket {context['ticket'] or 'none'}). Not you? Do not share it; report at "
+                                 f"{context['report_url']}")
+
+
+def challenges_sweep(now: Any = None) -> dict[str, int]:
+    """Beat: expire what is past due; re-dispatch what never went out."""
+    now = now or timezone.now()
+    expired = 0
+    for challenge in Challenge.objects.filter(state__in=OPEN_CHALLENGE_STATES, expires_at__lte=now).select_related(
+            "case"):
+        with transaction.atomic():
+            expired += _expire_if_due(Challenge.objects.select_for_update().select_related("case").get(
+                pk=challenge.pk), now)
+    stuck = list(Challenge.objects.filter(
+        state=ChallengeState.QUEUED, created_at__lte=now - timedelta(seconds=settings.VERIFICATION_REDISPATCH_AFTER_SECONDS),
+    ).values_list("pk", flat=True))
+    from verification.tasks import challenge_dispatch
+
+    for challenge_id in stuck:
+        challenge_dispatch.delay(challenge_id)
+    return {"expired": expired, "redispatched": len(stuck)}
