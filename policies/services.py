@@ -102,15 +102,34 @@ def decision_snapshot(decision: Decision) -> dict[str, Any]:
     }
 
 
-def verification_open(*, subject: Any, agent: Any, action_code: str, channel: str, ticket: str,
-                      purpose: str = Purpose.SERVICE_DESK, lost_factors: bool = False,
-                      at: datetime | None = None) -> VerificationCase:
+def verification_open(
+    *,
+    subject: Any,
+    agent: Any,
+    action_code: str,
+    channel: str,
+    ticket: str,
+    purpose: str = Purpose.SERVICE_DESK,
+    lost_factors: bool = False,
+    at: datetime | None = None,
+) -> VerificationCase:
     """Decide what the case needs, then open it with those requirements."""
-    decision = policy_decide(subject=subject, action_code=action_code, channel=channel, requester=agent
-                             if purpose == Purpose.ACCESS_REQUEST else subject, at=at or timezone.now())
+    decision = policy_decide(
+        subject=subject,
+        action_code=action_code,
+        channel=channel,
+        requester=agent if purpose == Purpose.ACCESS_REQUEST else subject,
+        at=at or timezone.now(),
+    )
     assert decision.tier is not None  # decide() always picks a tier
     return case_open(
-        subject=subject, agent=agent, action=action_code, channel=channel, ticket=ticket, purpose=purpose,
+        subject=subject,
+        agent=agent,
+        action=action_code,
+        channel=channel,
+        ticket=ticket,
+        purpose=purpose,
         requirements=requirements_for(decision.tier, lost_factors=lost_factors),
-        decision=decision_snapshot(decision), lost_factors=lost_factors,
+        decision=decision_snapshot(decision),
+        lost_factors=lost_factors,
     )

@@ -1,6 +1,6 @@
 import hashlib
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
@@ -53,6 +53,17 @@ class User(AbstractUser):
                 kwargs["update_fields"] = {*kwargs["update_fields"], "contact_changed_at"}
         super().save(*args, **kwargs)
         self._saved_contact = (self.email, self.phone)
+
+    def refresh_from_db(
+        self,
+        using: str | None = None,
+        fields: Iterable[str] | None = None,
+        from_queryset: "models.QuerySet[User] | None" = None,
+    ) -> None:
+        names = None if fields is None else list(fields)
+        super().refresh_from_db(using=using, fields=names, from_queryset=from_queryset)
+        if names is None or {"email", "phone"} & set(names):
+            self._saved_contact = (self.email, self.phone)
 
     def clean(self) -> None:
         super().clean()

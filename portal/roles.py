@@ -48,8 +48,11 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "otp_email.delete_emaildevice",
         "otp_static.view_staticdevice",
         "otp_static.delete_staticdevice",
+        "verification.view_verificationcase",
+        "verification.view_challenge",
+        "verification.perform_id_proofing",
     ],
-    Role.AGENT: ["portal.view_user"],
+    Role.AGENT: ["portal.view_user", "verification.open_case"],
     Role.MANAGER: ["portal.view_user"],
     Role.APPROVER: ["portal.view_user"],
     Role.AUDITOR: [
@@ -57,6 +60,8 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "audit.view_auditevent",
         "auditlog.view_logentry",
         *(f"policies.view_{model}" for model in POLICY_MODELS),
+        "verification.view_verificationcase",
+        "verification.view_challenge",
     ],
 }
 

@@ -2,6 +2,8 @@
 
 import pytest
 
+from policies.demo import seed_policy
+from policies.snapshot import snapshot_invalidate
 from portal.roles import Role
 from tests.factories import UserFactory
 
@@ -41,3 +43,11 @@ def auditor(db):
 @pytest.fixture
 def outsider(db):
     return UserFactory(username="outsider")
+
+
+@pytest.fixture
+def default_policy(db):
+    seed_policy()
+    snapshot_invalidate()
+    yield
+    snapshot_invalidate()

@@ -26,17 +26,23 @@ Executor = Callable[[VerificationCase, dict[str, Any]], dict[str, Any]]
 
 def _link_email(case: VerificationCase, kind: str, path: str, headline: str, label: str) -> dict[str, Any]:
     token = link_issue(case=case, kind=kind)
-    notice_to(case.subject, headline=headline,
-              message=f"The service desk ({case.agent.get_username()}, ticket {case.ticket or 'none'}) verified you "
-                      f"and sent this link. It works once, for 20 minutes.",
-              link=f"{settings.PORTAL_URL}/verify/{path}/{token}/", link_label=label)
+    notice_to(
+        case.subject,
+        headline=headline,
+        message=f"The service desk ({case.agent.get_username()}, ticket {case.ticket or 'none'}) "
+        "verified you and sent this link. It works once, for 20 minutes.",
+        link=f"{settings.PORTAL_URL}/verify/{path}/{token}/",
+        link_label=label,
+    )
     return {"message": f"Link sent to {mask_email(case.subject.email)}"}
 
 
 def _password_reset(case: VerificationCase, params: dict[str, Any]) -> dict[str, Any]:
     if not case.subject.email:
         raise BadRequest("the subject has no email address for the reset link", code="no_email")
-    return _link_email(case, OneTimeLink.Kind.PASSWORD_RESET, "reset", "Reset your password", "Choose a new password")
+    return _link_email(
+        case, OneTimeLink.Kind.PASSWORD_RESET, "reset", "Reset your password", "Choose a new password"
+    )
 
 
 def _device_enrollment(case: VerificationCase, params: dict[str, Any]) -> dict[str, Any]:
@@ -75,19 +81,27 @@ def _contact_change(case: VerificationCase, params: dict[str, Any]) -> dict[str,
         try:
             parsed = phonenumbers.parse(phone, None)
         except phonenumbers.NumberParseException as exc:
-            raise BadRequest(f"bad phone {phone!r}: use E.164 such as +15551234567", code="bad_phone") from exc
+            raise BadRequest(
+                f"bad phone {phone!r}: use E.164 such as +15551234567", code="bad_phone"
+            ) from exc
         if not phonenumbers.is_valid_number(parsed):
             raise BadRequest(f"bad phone {phone!r}", code="bad_phone")
         phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     # The old address hears of the change too: it is the independent channel.
-    notice_to(subject, headline="Your contact details changed",
-              message=f"Changed by the service desk ({case.agent.get_username()}, ticket {case.ticket or 'none'}).")
+    notice_to(
+        subject,
+        headline="Your contact details changed",
+        message=f"Changed by the service desk ({case.agent.get_username()}, ticket {case.ticket or 'none'}).",
+    )
     subject.email = email or subject.email
     subject.phone = phone or subject.phone
     subject.contact_changed_at = timezone.now()
     subject.save(update_fields=["email", "phone", "contact_changed_at"])
-    return {"message": "contact details updated",
-            "email": mask_email(subject.email), "phone": mask_phone(subject.phone)}
+    return {
+        "message": "contact details updated",
+        "email": mask_email(subject.email),
+        "phone": mask_phone(subject.phone),
+    }
 
 
 def _webhook(case: VerificationCase, params: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +140,9 @@ def _refusal(case: VerificationCase, actor: Any, now: Any) -> str:
     return ""
 
 
-def action_execute(*, case: VerificationCase, actor: Any, params: dict[str, Any] | None = None) -> VerificationCase:
+def action_execute(
+    *, case: VerificationCase, actor: Any, params: dict[str, Any] | None = None
+) -> VerificationCase:
     """1. Lock the case and check it authorises this action now, once.
     2. Run the executor; mark the case executed and consumed.
     3. Tell the subject over an independent channel what was done, by whom, on which ticket.
@@ -137,8 +153,17 @@ def action_execute(*, case: VerificationCase, actor: Any, params: dict[str, Any]
         reason = _refusal(case, actor, now)
         if not reason:
             return _execute(case, actor, params or {}, now)
-    record("action_blocked", outcome=Outcome.BLOCKED, actor=actor, subject=case.subject, tier=case.tier_level,
-           channel=case.channel, action=case.action, target=case, data={"reason": reason})
+    record(
+        "action_blocked",
+        outcome=Outcome.BLOCKED,
+        actor=actor,
+        subject=case.subject,
+        tier=case.tier_level,
+        channel=case.channel,
+        action=case.action,
+        target=case,
+        data={"reason": reason},
+    )
     raise (NotAllowed if actor.pk != case.agent_id else WrongState)(reason, code="action_refused")
 
 
@@ -148,9 +173,15 @@ def _execute(case: VerificationCase, actor: Any, params: dict[str, Any], now: An
     case.save(update_fields=["state", "consumed_at", "execution_result"])
     case_event("action_executed", case, actor=actor, data=result)
     what = case.action.replace("_", " ")
-    notice_to(case.subject, headline=f"{what.capitalize()} done on your account",
-              message=f"{what.capitalize()} was carried out by {case.agent.get_username()} on ticket "
-                      f"{case.ticket or 'none'} after you were verified.")
-    sms_notice(case.subject.phone, f"Vigil: {what} done by {case.agent.get_username()} (ticket "
-                                   f"{case.ticket or 'none'}). Not you? Tell your security team.")
+    notice_to(
+        case.subject,
+        headline=f"{what.capitalize()} done on your account",
+        message=f"{what.capitalize()} was carried out by {case.agent.get_username()} on ticket "
+        f"{case.ticket or 'none'} after you were verified.",
+    )
+    sms_notice(
+        case.subject.phone,
+        f"Vigil: {what} done by {case.agent.get_username()} (ticket "
+        f"{case.ticket or 'none'}). Not you? Tell your security team.",
+    )
     return case

@@ -12,24 +12,55 @@ from audit.models import Outcome
 from audit.services import record
 from verification.errors import NotAllowed, WrongState
 from verification.models import CaseState, Challenge, ChallengeState, IdProofing, Purpose, VerificationCase
-from verification.notices import notice_security, notice_to
+from verification.notices import notice_security
 from verification.purposes import notify_verified
 from verification.requirements import Method, Requirements
 
-TERMINAL_CASE_STATES = {CaseState.EXECUTED, CaseState.FAILED, CaseState.BLOCKED, CaseState.EXPIRED,
-                        CaseState.CANCELLED, CaseState.ESCALATED}
+TERMINAL_CASE_STATES = {
+    CaseState.EXECUTED,
+    CaseState.FAILED,
+    CaseState.BLOCKED,
+    CaseState.EXPIRED,
+    CaseState.CANCELLED,
+    CaseState.ESCALATED,
+}
 
 
-def case_event(verb: str, case: VerificationCase, *, outcome: str = Outcome.SUCCESS, actor: Any = None,
-               data: dict[str, Any] | None = None) -> None:
+def case_event(
+    verb: str,
+    case: VerificationCase,
+    *,
+    outcome: str = Outcome.SUCCESS,
+    actor: Any = None,
+    data: dict[str, Any] | None = None,
+) -> None:
     """One audit row about `case`, with its tier, channel and action filled in."""
-    record(verb, outcome=outcome, actor=actor, subject=case.subject, tier=case.tier_level, channel=case.channel,
-           action=case.action, target=case, data=data)
+    record(
+        verb,
+        outcome=outcome,
+        actor=actor,
+        subject=case.subject,
+        tier=case.tier_level,
+        channel=case.channel,
+        action=case.action,
+        target=case,
+        data=data,
+    )
 
 
 @transaction.atomic
-def case_open(*, subject: Any, agent: Any, action: str, channel: str, ticket: str, purpose: str,
-              requirements: Requirements, decision: dict[str, Any], lost_factors: bool = False) -> VerificationCase:
+def case_open(
+    *,
+    subject: Any,
+    agent: Any,
+    action: str,
+    channel: str,
+    ticket: str,
+    purpose: str,
+    requirements: Requirements,
+    decision: dict[str, Any],
+    lost_factors: bool = False,
+) -> VerificationCase:
     """1. Only agents open service-desk cases, and never about themselves.
     2. Store the requirements and the decision handed in; a blocked decision
        makes a case that is blocked from the start.
@@ -42,34 +73,66 @@ def case_open(*, subject: Any, agent: Any, action: str, channel: str, ticket: st
     blocked = bool(decision.get("blocked"))
     tier = decision.get("tier") or {}
     case = VerificationCase(
-        subject=subject, agent=agent, action=action, channel=channel, ticket=ticket, purpose=purpose,
-        state=CaseState.BLOCKED if blocked else CaseState.OPEN, requirements=requirements.as_dict(),
-        decision=decision, tier_level=tier.get("level"), created_at=now, lost_factors=lost_factors,
+        subject=subject,
+        agent=agent,
+        action=action,
+        channel=channel,
+        ticket=ticket,
+        purpose=purpose,
+        state=CaseState.BLOCKED if blocked else CaseState.OPEN,
+        requirements=requirements.as_dict(),
+        decision=decision,
+        tier_level=tier.get("level"),
+        created_at=now,
+        lost_factors=lost_factors,
         expires_at=now + timedelta(minutes=settings.VERIFICATION_CASE_OPEN_MINUTES),
         closed_reason="blocked by policy" if blocked else "",
     )
     case.full_clean()
     case.save()
-    case_event("case_opened", case, actor=agent,
-               data={"ticket": ticket, "purpose": purpose, "reasons": decision.get("reasons", []),
-                     "policy_version": decision.get("policy_version"), "lost_factors": lost_factors})
+    case_event(
+        "case_opened",
+        case,
+        actor=agent,
+        data={
+            "ticket": ticket,
+            "purpose": purpose,
+            "reasons": decision.get("reasons", []),
+            "policy_version": decision.get("policy_version"),
+            "lost_factors": lost_factors,
+        },
+    )
     if blocked:
-        case_event("case_blocked", case, outcome=Outcome.BLOCKED, actor=agent,
-                   data={"reasons": decision.get("reasons", [])})
+        case_event(
+            "case_blocked",
+            case,
+            outcome=Outcome.BLOCKED,
+            actor=agent,
+            data={"reasons": decision.get("reasons", [])},
+        )
     _flag_busy_agent(agent, now)
     if tier.get("level") and decision.get("notify_security"):
-        notice_security(headline=f"{action} case for {subject.get_username()}",
-                        message=f"{agent.get_username()} opened a tier {tier['level']} case (ticket {ticket}).")
+        notice_security(
+            headline=f"{action} case for {subject.get_username()}",
+            message=f"{agent.get_username()} opened a tier {tier['level']} case (ticket {ticket}).",
+        )
     return case
 
 
 def _flag_busy_agent(agent: Any, now: Any) -> None:
     opened = VerificationCase.objects.filter(agent=agent, created_at__gte=now - timedelta(hours=1)).count()
     if opened == settings.VERIFICATION_AGENT_CASES_PER_HOUR_FLAG:
-        record("agent_flagged", outcome=Outcome.INFO, actor=agent, subject=agent,
-               data={"cases_last_hour": opened, "why": "unusually many cases in an hour"})
-        notice_security(headline=f"Agent {agent.get_username()} flagged",
-                        message=f"{opened} verification cases opened in the last hour.")
+        record(
+            "agent_flagged",
+            outcome=Outcome.INFO,
+            actor=agent,
+            subject=agent,
+            data={"cases_last_hour": opened, "why": "unusually many cases in an hour"},
+        )
+        notice_security(
+            headline=f"Agent {agent.get_username()} flagged",
+            message=f"{opened} verification cases opened in the last hour.",
+        )
 
 
 def requirements_of(case: VerificationCase) -> Requirements:
@@ -91,8 +154,11 @@ def case_evaluate(case: VerificationCase) -> VerificationCase:
     needs_factors = 0 if case.lost_factors else requirements.factors
     attested = any(method == Method.MANAGER_ATTESTATION for method, _ in passed)
     proofed = IdProofing.objects.filter(case=case).exists()
-    if (len(factors) < needs_factors or (requirements.manager_attestation and not attested)
-            or (requirements.id_proofing and not proofed)):
+    if (
+        len(factors) < needs_factors
+        or (requirements.manager_attestation and not attested)
+        or (requirements.id_proofing and not proofed)
+    ):
         return case
     now = timezone.now()
     case.state = CaseState.VERIFIED
@@ -100,8 +166,16 @@ def case_evaluate(case: VerificationCase) -> VerificationCase:
     case.usable_from = now + timedelta(hours=requirements.cooling_off_hours) if case.lost_factors else now
     case.verified_until = case.usable_from + timedelta(minutes=requirements.verification_window_minutes)
     case.save(update_fields=["state", "verified_at", "usable_from", "verified_until"])
-    case_event("case_verified", case, data={"factors": len(factors), "manager_attestation": attested,
-                                             "id_proofing": proofed, "usable_from": case.usable_from.isoformat()})
+    case_event(
+        "case_verified",
+        case,
+        data={
+            "factors": len(factors),
+            "manager_attestation": attested,
+            "id_proofing": proofed,
+            "usable_from": case.usable_from.isoformat(),
+        },
+    )
     if case.lost_factors:
         from verification.fallback import cooling_off_start
 
@@ -118,7 +192,8 @@ def case_fail(case: VerificationCase, *, reason: str, state: str = CaseState.FAI
     verb = "case_escalated" if state == CaseState.ESCALATED else "case_failed"
     case_event(verb, case, outcome=Outcome.FAILURE, data={"reason": reason})
     case.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
-        state=ChallengeState.EXPIRED)
+        state=ChallengeState.EXPIRED
+    )
 
 
 @transaction.atomic
@@ -129,7 +204,8 @@ def case_cancel(*, case: VerificationCase, actor: Any, reason: str) -> Verificat
     case.state, case.closed_reason = CaseState.CANCELLED, reason[:200]
     case.save(update_fields=["state", "closed_reason"])
     case.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
-        state=ChallengeState.EXPIRED)
+        state=ChallengeState.EXPIRED
+    )
     case_event("case_cancelled", case, outcome=Outcome.INFO, actor=actor, data={"reason": reason})
     return case
 
@@ -143,10 +219,14 @@ def case_escalate(*, case: VerificationCase, actor: Any, note: str) -> Verificat
     previous = case.state
     case.state, case.closed_reason = CaseState.ESCALATED, (note or f"escalated from {previous}")[:200]
     case.save(update_fields=["state", "closed_reason"])
-    case_event("case_escalated", case, outcome=Outcome.INFO, actor=actor, data={"from": previous, "note": note})
-    notice_security(headline=f"Case {case.pk} escalated",
-                    message=f"{actor.get_username()} escalated a {case.action} case for "
-                            f"{case.subject.get_username()} ({previous}): {note}")
+    case_event(
+        "case_escalated", case, outcome=Outcome.INFO, actor=actor, data={"from": previous, "note": note}
+    )
+    notice_security(
+        headline=f"Case {case.pk} escalated",
+        message=f"{actor.get_username()} escalated a {case.action} case for "
+        f"{case.subject.get_username()} ({previous}): {note}",
+    )
     return case
 
 
@@ -162,17 +242,20 @@ def cases_expire(now: Any = None) -> int:
     now = now or timezone.now()
     count = 0
     stale = VerificationCase.objects.filter(
-        Q(state=CaseState.OPEN, expires_at__lt=now) | Q(state=CaseState.VERIFIED, verified_until__lt=now))
+        Q(state=CaseState.OPEN, expires_at__lt=now) | Q(state=CaseState.VERIFIED, verified_until__lt=now)
+    )
     for case_id in stale.values_list("pk", flat=True):
         with transaction.atomic():
             case = lock_case(VerificationCase(pk=case_id))
-            if case.state == CaseState.OPEN and case.expires_at < now or (
-                    case.state == CaseState.VERIFIED and case.verified_until and case.verified_until < now):
+            if (case.state == CaseState.OPEN and case.expires_at < now) or (
+                case.state == CaseState.VERIFIED and case.verified_until and case.verified_until < now
+            ):
                 previous = case.state
                 case.state, case.closed_reason = CaseState.EXPIRED, f"expired while {previous}"
                 case.save(update_fields=["state", "closed_reason"])
                 case.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
-                    state=ChallengeState.EXPIRED)
+                    state=ChallengeState.EXPIRED
+                )
                 case_event("case_expired", case, outcome=Outcome.INFO, actor="system", data={"was": previous})
                 count += 1
     return count

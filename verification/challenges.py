@@ -13,7 +13,14 @@ from django_otp.models import Device
 
 from audit.models import Outcome
 from audit.services import record
-from verification.cases import case_evaluate, case_event, case_fail, lock_case, requirements_of, subject_recent_failures
+from verification.cases import (
+    case_evaluate,
+    case_event,
+    case_fail,
+    lock_case,
+    requirements_of,
+    subject_recent_failures,
+)
 from verification.channels import DeliveryError, email_send, sms_send
 from verification.devices import METHOD_DEVICE, factor_usable_from, factors_of
 from verification.errors import BadRequest, NotAllowed, Throttled, WrongState
@@ -43,7 +50,9 @@ def _pick_device(case: VerificationCase, method: Method, device_id: str | None, 
     if device_id:
         candidates = [device for device in candidates if device.persistent_id == device_id]
         if not candidates:
-            raise BadRequest(f"{case.subject.get_username()} has no such {method} factor", code="unknown_device")
+            raise BadRequest(
+                f"{case.subject.get_username()} has no such {method} factor", code="unknown_device"
+            )
     if not candidates:
         raise BadRequest(f"{case.subject.get_username()} has no {method} factor enrolled", code="no_factor")
     used = set(case.challenges.filter(state=ChallengeState.PASSED).values_list("device_id", flat=True))
@@ -69,17 +78,23 @@ def _check_can_challenge(case: VerificationCase, method: Method, now: Any) -> No
         raise WrongState("the case has expired", code="expired")
     if method not in requirements.methods:
         allowed = ", ".join(sorted(requirements.methods))
-        raise BadRequest(f"{method} is not allowed at this tier (allowed: {allowed})", code="method_not_allowed")
+        raise BadRequest(
+            f"{method} is not allowed at this tier (allowed: {allowed})", code="method_not_allowed"
+        )
     if requirements.require_distinct_channel and method in SAME_CHANNEL_METHODS[Channel(case.channel)]:
-        raise BadRequest(f"{method} travels over the channel the request came in on ({case.channel})",
-                         code="same_channel")
+        raise BadRequest(
+            f"{method} travels over the channel the request came in on ({case.channel})", code="same_channel"
+        )
     if SubjectHold.objects.filter(subject=case.subject, until__gt=now).exists():
-        raise WrongState("the subject reported an impersonation attempt; challenges are on hold",
-                         code="subject_on_hold")
+        raise WrongState(
+            "the subject reported an impersonation attempt; challenges are on hold", code="subject_on_hold"
+        )
 
 
 @transaction.atomic
-def challenge_create(*, case: VerificationCase, method: str, actor: Any, device_id: str | None = None) -> Challenge:
+def challenge_create(
+    *, case: VerificationCase, method: str, actor: Any, device_id: str | None = None
+) -> Challenge:
     """1. Lock the case; only its agent asks, only while it is open.
     2. Refuse a method the tier does not allow or one over the contact channel.
     3. Pick the recipient's factor (the manager's for an attestation).
@@ -95,38 +110,57 @@ def challenge_create(*, case: VerificationCase, method: str, actor: Any, device_
     now = timezone.now()
     _check_can_challenge(case, chosen, now)
     requirements = requirements_of(case)
-    recipient, device_ref = case.subject, ""
+    recipient: Any = case.subject
     if chosen == Method.MANAGER_ATTESTATION:
         recipient = case.subject.manager
         if recipient is None or not recipient.is_active:
             raise BadRequest("the subject has no active manager of record to attest", code="no_manager")
         if recipient.pk == case.agent_id:
-            raise NotAllowed("the agent cannot attest for the caller they are verifying", code="self_approval")
+            raise NotAllowed(
+                "the agent cannot attest for the caller they are verifying", code="self_approval"
+            )
         device_ref = f"manager:{recipient.pk}"
     else:
         device_ref = _pick_device(case, chosen, device_id, now).persistent_id
     if chosen == Method.PUSH:
-        sent = Challenge.objects.filter(case__subject=case.subject, method=Method.PUSH,
-                                        created_at__gte=now - timedelta(minutes=10)).count()
+        sent = Challenge.objects.filter(
+            case__subject=case.subject, method=Method.PUSH, created_at__gte=now - timedelta(minutes=10)
+        ).count()
         if sent >= settings.VERIFICATION_PUSH_LIMIT_PER_10_MIN:
             case_event("push_throttled", case, outcome=Outcome.BLOCKED, actor=actor, data={"sent": sent})
             raise Throttled("too many pushes to this subject; wait before asking again")
     ttl = min(requirements.challenge_ttl_seconds, MAX_TTL_SECONDS)
     immediate = chosen not in DISPATCHED_METHODS
     challenge = Challenge.objects.create(
-        case=case, method=chosen, device_id=device_ref, recipient=recipient, max_attempts=requirements.max_attempts,
-        created_at=now, expires_at=now + timedelta(seconds=ttl),
-        state=ChallengeState.SENT if immediate else ChallengeState.QUEUED, sent_at=now if immediate else None,
+        case=case,
+        method=chosen,
+        device_id=device_ref,
+        recipient=recipient,
+        max_attempts=requirements.max_attempts,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl),
+        state=ChallengeState.SENT if immediate else ChallengeState.QUEUED,
+        sent_at=now if immediate else None,
         match_number=f"{100 + secrets.randbelow(900)}" if chosen == Method.PUSH else "",
     )
-    case_event("challenge_created", case, actor=actor, data={"challenge": challenge.pk, "method": chosen,
-                                                              "recipient": recipient.get_username()})
+    case_event(
+        "challenge_created",
+        case,
+        actor=actor,
+        data={"challenge": challenge.pk, "method": chosen, "recipient": recipient.get_username()},
+    )
     if chosen in ANSWERED_BY_RECIPIENT:
-        what = "attest that the caller is" if chosen == Method.MANAGER_ATTESTATION else "approve a request for"
-        notice_to(recipient, headline="A verification is waiting for you",
-                  message=f"The service desk asks you to {what} {case.subject.get_username()} "
-                          f"({case.action}, ticket {case.ticket or 'none'}).",
-                  link=f"{settings.PORTAL_URL}/me/", link_label="Open your Vigil page")
+        what = (
+            "attest that the caller is" if chosen == Method.MANAGER_ATTESTATION else "approve a request for"
+        )
+        notice_to(
+            recipient,
+            headline="A verification is waiting for you",
+            message=f"The service desk asks you to {what} {case.subject.get_username()} "
+            f"({case.action}, ticket {case.ticket or 'none'}).",
+            link=f"{settings.PORTAL_URL}/me/",
+            link_label="Open your Vigil page",
+        )
     if not immediate:
         _dispatch_later(challenge)
     return challenge
@@ -158,7 +192,9 @@ def _expire_if_due(challenge: Challenge, now: Any) -> bool:
     if challenge.state in OPEN_CHALLENGE_STATES and challenge.expires_at <= now:
         challenge.state = ChallengeState.EXPIRED
         challenge.save(update_fields=["state"])
-        case_event("challenge_expired", challenge.case, outcome=Outcome.FAILURE, data={"challenge": challenge.pk})
+        case_event(
+            "challenge_expired", challenge.case, outcome=Outcome.FAILURE, data={"challenge": challenge.pk}
+        )
         return True
     return False
 
@@ -175,7 +211,9 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
     if actor.pk != case.agent_id:
         raise NotAllowed("only the agent who opened the case may answer its challenges")
     if challenge.method in ANSWERED_BY_RECIPIENT:
-        raise BadRequest("this challenge is answered on the recipient's own device", code="answered_elsewhere")
+        raise BadRequest(
+            "this challenge is answered on the recipient's own device", code="answered_elsewhere"
+        )
     if not isinstance(code, str) or not _CODE_SHAPE.match(code.strip()):
         raise BadRequest("the code must be 1 to 16 letters or digits", code="bad_code")
     now = timezone.now()
@@ -188,8 +226,12 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
     if _verify(challenge, code.strip()):
         challenge.state, challenge.answered_at, challenge.secret_hash = ChallengeState.PASSED, now, ""
         challenge.save(update_fields=["state", "answered_at", "secret_hash"])
-        case_event("challenge_passed", case, actor=actor, data={"challenge": challenge.pk,
-                                                                 "method": challenge.method})
+        case_event(
+            "challenge_passed",
+            case,
+            actor=actor,
+            data={"challenge": challenge.pk, "method": challenge.method},
+        )
         case_evaluate(lock_case(case))
         return challenge
     challenge.attempts += 1
@@ -197,14 +239,25 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
     if locked:
         challenge.state, challenge.secret_hash = ChallengeState.FAILED, ""
     challenge.save(update_fields=["attempts", "state", "secret_hash"])
-    case_event("challenge_failed", case, outcome=Outcome.FAILURE, actor=actor,
-               data={"challenge": challenge.pk, "attempts": challenge.attempts, "locked": locked})
+    case_event(
+        "challenge_failed",
+        case,
+        outcome=Outcome.FAILURE,
+        actor=actor,
+        data={"challenge": challenge.pk, "attempts": challenge.attempts, "locked": locked},
+    )
     if subject_recent_failures(case.subject, now) >= settings.VERIFICATION_SUBJECT_FAILURE_LIMIT:
-        case_fail(lock_case(case), reason="too many failed answers for this subject", state=CaseState.ESCALATED)
-        notice_security(headline=f"Repeated failures for {case.subject.get_username()}",
-                        message="Verification failures for this subject passed the limit; the case is escalated.")
+        case_fail(
+            lock_case(case), reason="too many failed answers for this subject", state=CaseState.ESCALATED
+        )
+        notice_security(
+            headline=f"Repeated failures for {case.subject.get_username()}",
+            message="Verification failures for this subject passed the limit; the case is escalated.",
+        )
     elif locked:
-        case_fail(lock_case(case), reason=f"challenge {challenge.pk} locked after {challenge.attempts} attempts")
+        case_fail(
+            lock_case(case), reason=f"challenge {challenge.pk} locked after {challenge.attempts} attempts"
+        )
     return challenge
 
 
@@ -212,9 +265,11 @@ def _message_context(challenge: Challenge, code: str) -> dict[str, Any]:
     case = challenge.case
     return {
         "subject_name": case.subject.get_full_name() or case.subject.get_username(),
-        "action_name": case.action.replace("_", " "), "agent_name": case.agent.get_username(),
-        "ticket": case.ticket, "code": code, "ttl_minutes": max(1, round(
-            (challenge.expires_at - timezone.now()).total_seconds() / 60)),
+        "action_name": case.action.replace("_", " "),
+        "agent_name": case.agent.get_username(),
+        "ticket": case.ticket,
+        "code": code,
+        "ttl_minutes": max(1, round((challenge.expires_at - timezone.now()).total_seconds() / 60)),
         "report_url": f"{settings.PORTAL_URL}/me/",
     }
 
@@ -225,13 +280,17 @@ def challenge_dispatch(*, challenge_id: int) -> bool:
     a re-dispatch sends a fresh code and the earlier one stops working.
     Returns True when sent; raises DeliveryError (after recording it) to retry."""
     with transaction.atomic():
-        challenge = (Challenge.objects.select_for_update().select_related("case__subject", "case__agent")
-                     .filter(pk=challenge_id).first())
+        challenge = (
+            Challenge.objects.select_for_update()
+            .select_related("case__subject", "case__agent")
+            .filter(pk=challenge_id)
+            .first()
+        )
         if challenge is None or challenge.state != ChallengeState.QUEUED:
             return False
         if _expire_if_due(challenge, timezone.now()):
             return False
-        code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+        code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
         challenge.secret_hash = challenge.code_digest(code)
         challenge.delivery_attempts += 1
         try:
@@ -240,16 +299,31 @@ def challenge_dispatch(*, challenge_id: int) -> bool:
             failed_attempts = challenge.delivery_attempts
             error_text = str(error)[:200]
         else:
-            challenge.state, challenge.sent_at, challenge.delivery_error = ChallengeState.SENT, timezone.now(), ""
-            challenge.save(update_fields=["secret_hash", "delivery_attempts", "state", "sent_at", "delivery_error"])
-            case_event("challenge_sent", challenge.case, actor="system",
-                       data={"challenge": challenge.pk, "method": challenge.method})
+            challenge.state, challenge.sent_at, challenge.delivery_error = (
+                ChallengeState.SENT,
+                timezone.now(),
+                "",
+            )
+            challenge.save(
+                update_fields=["secret_hash", "delivery_attempts", "state", "sent_at", "delivery_error"]
+            )
+            case_event(
+                "challenge_sent",
+                challenge.case,
+                actor="system",
+                data={"challenge": challenge.pk, "method": challenge.method},
+            )
             return True
     # The failed attempt is kept (outside the rolled-back work) for the agent to see.
     Challenge.objects.filter(pk=challenge_id, state=ChallengeState.QUEUED).update(
-        delivery_error=error_text, delivery_attempts=failed_attempts, secret_hash="")
-    record("challenge_delivery_failed", outcome=Outcome.FAILURE, actor="system",
-           data={"challenge": challenge_id, "error": error_text})
+        delivery_error=error_text, delivery_attempts=failed_attempts, secret_hash=""
+    )
+    record(
+        "challenge_delivery_failed",
+        outcome=Outcome.FAILURE,
+        actor="system",
+        data={"challenge": challenge_id, "error": error_text},
+    )
     raise DeliveryError(error_text)
 
 
@@ -263,23 +337,31 @@ def _deliver(challenge: Challenge, code: str) -> None:
     else:
         device = Device.from_persistent_id(challenge.device_id)
         number = device.number if isinstance(device, SMSDevice) and device.number else subject.phone
-        sms_send(to=number, body=f"Vigil code {code} for {context['action_name']} (agent {context['agent_name']}, "
-                                 f"ticket {context['ticket'] or 'none'}). Not you? Do not share it; report at "
-                                 f"{context['report_url']}")
+        sms_send(
+            to=number,
+            body=f"Vigil code {code} for {context['action_name']} (agent {context['agent_name']}, "
+            f"ticket {context['ticket'] or 'none'}). Not you? Do not share it; report at "
+            f"{context['report_url']}",
+        )
 
 
 def challenges_sweep(now: Any = None) -> dict[str, int]:
     """Beat: expire what is past due; re-dispatch what never went out."""
     now = now or timezone.now()
     expired = 0
-    for challenge in Challenge.objects.filter(state__in=OPEN_CHALLENGE_STATES, expires_at__lte=now).select_related(
-            "case"):
+    for challenge in Challenge.objects.filter(
+        state__in=OPEN_CHALLENGE_STATES, expires_at__lte=now
+    ).select_related("case"):
         with transaction.atomic():
-            expired += _expire_if_due(Challenge.objects.select_for_update().select_related("case").get(
-                pk=challenge.pk), now)
-    stuck = list(Challenge.objects.filter(
-        state=ChallengeState.QUEUED, created_at__lte=now - timedelta(seconds=settings.VERIFICATION_REDISPATCH_AFTER_SECONDS),
-    ).values_list("pk", flat=True))
+            expired += _expire_if_due(
+                Challenge.objects.select_for_update().select_related("case").get(pk=challenge.pk), now
+            )
+    stuck = list(
+        Challenge.objects.filter(
+            state=ChallengeState.QUEUED,
+            created_at__lte=now - timedelta(seconds=settings.VERIFICATION_REDISPATCH_AFTER_SECONDS),
+        ).values_list("pk", flat=True)
+    )
     from verification.tasks import challenge_dispatch
 
     for challenge_id in stuck:

@@ -44,7 +44,9 @@ def webhook_post(*, url: str, payload: dict[str, Any], secret: str, timeout: flo
     """POST JSON with an HMAC-SHA256 signature header; return the status code."""
     body = json.dumps(payload, sort_keys=True).encode()
     request = urllib.request.Request(  # noqa: S310 - the URL comes from the operator's settings
-        url, data=body, method="POST",
+        url,
+        data=body,
+        method="POST",
         headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature(body, secret)},
     )
     try:
@@ -67,5 +69,6 @@ def sms_send(*, to: str, body: str) -> None:
         except OSError as exc:
             raise DeliveryError(f"SMS file {settings.SMS_FILE_PATH}: {exc}") from exc
     else:
-        webhook_post(url=settings.SMS_WEBHOOK_URL, payload={"to": to, "body": body},
-                     secret=settings.SMS_WEBHOOK_SECRET)
+        webhook_post(
+            url=settings.SMS_WEBHOOK_URL, payload={"to": to, "body": body}, secret=settings.SMS_WEBHOOK_SECRET
+        )

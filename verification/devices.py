@@ -23,10 +23,12 @@ METHOD_DEVICE = {method: model for model, method in DEVICE_METHODS}
 
 def factors_of(user: Any, method: Method | None = None) -> list[tuple[Method, Device]]:
     """Confirmed devices of `user`, one query per device type."""
-    pairs = []
+    pairs: list[tuple[Method, Device]] = []
     for model, device_method in DEVICE_METHODS:
         if method is None or method == device_method:
-            pairs.extend((device_method, device) for device in model.objects.filter(user=user, confirmed=True))
+            pairs.extend(
+                (device_method, device) for device in model.objects.filter(user=user, confirmed=True)
+            )
     return pairs
 
 

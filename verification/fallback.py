@@ -13,13 +13,15 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audit.models import Outcome
 from verification.cases import case_evaluate, case_event, lock_case
 from verification.errors import BadRequest, NotAllowed, WrongState
-from verification.models import CaseState, IdProofing, OneTimeLink, SMSDevice, VerificationCase
 from verification.links import link_claim
+from verification.models import CaseState, IdProofing, OneTimeLink, SMSDevice, VerificationCase
 from verification.notices import notice_to, sms_notice
 
 
 @transaction.atomic
-def id_proofing_record(*, case: VerificationCase, verifier: Any, verifier_code: str, evidence: str) -> IdProofing:
+def id_proofing_record(
+    *, case: VerificationCase, verifier: Any, verifier_code: str, evidence: str
+) -> IdProofing:
     """The built-in provider: a designated verifier checks the person in front of
     them, after passing their own step-up (a fresh code from their own app)."""
     case = lock_case(case)
@@ -48,17 +50,31 @@ def cooling_off_start(case: VerificationCase) -> None:
     "your factors will be reset at T — cancel?"; any of them can cancel."""
     token = secrets.token_urlsafe(32)
     assert case.usable_from is not None  # set by case_evaluate just before
-    OneTimeLink.objects.create(kind=OneTimeLink.Kind.CANCEL, case=case, user=case.subject,
-                               token_hash=OneTimeLink.hash_token(token), expires_at=case.usable_from)
+    OneTimeLink.objects.create(
+        kind=OneTimeLink.Kind.CANCEL,
+        case=case,
+        user=case.subject,
+        token_hash=OneTimeLink.hash_token(token),
+        expires_at=case.usable_from,
+    )
     link = f"{settings.PORTAL_URL}/verify/cancel/{token}/"
     when = f"{case.usable_from:%Y-%m-%d %H:%M} UTC"
-    message = (f"The service desk verified a request to {case.action.replace('_', ' ')} for your account without "
-               f"your usual factors. It will take effect at {when} unless you cancel it.")
-    notice_to(case.subject, headline="Your MFA will be reset — cancel?", message=message, link=link,
-              link_label="Cancel this reset")
+    message = (
+        f"The service desk verified a request to {case.action.replace('_', ' ')} for your account without "
+        f"your usual factors. It will take effect at {when} unless you cancel it."
+    )
+    notice_to(
+        case.subject,
+        headline="Your MFA will be reset — cancel?",
+        message=message,
+        link=link,
+        link_label="Cancel this reset",
+    )
     for device in SMSDevice.objects.filter(user=case.subject, confirmed=True):
         sms_notice(device.number, f"Vigil: your MFA will be reset at {when}. Not you? Cancel: {link}")
-    case_event("cooling_off_started", case, outcome=Outcome.INFO, data={"until": case.usable_from.isoformat()})
+    case_event(
+        "cooling_off_started", case, outcome=Outcome.INFO, data={"until": case.usable_from.isoformat()}
+    )
 
 
 @transaction.atomic
@@ -69,6 +85,11 @@ def cooling_off_cancel(*, token: str) -> VerificationCase:
         raise WrongState(f"the request is already {case.state}")
     case.state, case.closed_reason = CaseState.CANCELLED, "cancelled by the subject during cooling-off"
     case.save(update_fields=["state", "closed_reason"])
-    case_event("case_cancelled", case, outcome=Outcome.BLOCKED, actor=case.subject,
-               data={"reason": "cancelled during cooling-off"})
+    case_event(
+        "case_cancelled",
+        case,
+        outcome=Outcome.BLOCKED,
+        actor=case.subject,
+        data={"reason": "cancelled during cooling-off"},
+    )
     return case

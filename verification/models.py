@@ -57,7 +57,9 @@ class VerificationCase(models.Model):
         default=False, help_text="The subject has lost their factors: the stricter fallback path."
     )
     usable_from = models.DateTimeField(
-        null=True, blank=True, help_text="Fallback path: the action may run only after the cooling-off period."
+        null=True,
+        blank=True,
+        help_text="Fallback path: the action may run only after the cooling-off period.",
     )
     execution_result = models.JSONField(default=dict, blank=True)
 
@@ -101,7 +103,9 @@ class Challenge(models.Model):
     delivery_error = models.CharField(max_length=200, blank=True)
     delivery_attempts = models.PositiveSmallIntegerField(default=0)
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="Who answers: the subject, or their manager for an attestation.",
     )
     # Read out by the agent and typed in by the subject; useless without the
@@ -127,7 +131,7 @@ class Challenge(models.Model):
 class SMSDevice(TimestampMixin, Device):
     """A phone number that receives one-time codes by SMS."""
 
-    number = models.CharField(max_length=20, help_text="E.164.")
+    number: "models.CharField[str, str]" = models.CharField(max_length=20, help_text="E.164.")
 
 
 class PushDevice(TimestampMixin, Device):

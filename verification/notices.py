@@ -18,8 +18,14 @@ def notice_to(user: Any, *, headline: str, message: str, link: str = "", link_la
     """Email a notice to `user` once the current transaction commits."""
     if not user.email:
         return
-    context = {"name": user.get_full_name() or user.get_username(), "headline": headline, "message": message,
-               "link": link, "link_label": link_label, "report_url": f"{settings.PORTAL_URL}/me/"}
+    context = {
+        "name": user.get_full_name() or user.get_username(),
+        "headline": headline,
+        "message": message,
+        "link": link,
+        "link_label": link_label,
+        "report_url": f"{settings.PORTAL_URL}/me/",
+    }
     transaction.on_commit(partial(_notice_task().delay, user.email, context))
 
 
@@ -34,5 +40,10 @@ def sms_notice(number: str, body: str) -> None:
 def notice_security(*, headline: str, message: str) -> None:
     admins = get_user_model().objects.filter(groups__name=settings.SECURITY_ADMIN_GROUP, is_active=True)
     for admin in admins.exclude(email=""):
-        notice_to(admin, headline=headline, message=message, link=f"{settings.PORTAL_URL}/admin/",
-                  link_label="Open Vigil")
+        notice_to(
+            admin,
+            headline=headline,
+            message=message,
+            link=f"{settings.PORTAL_URL}/admin/",
+            link_label="Open Vigil",
+        )

@@ -25,9 +25,15 @@ DECISIONS = ("approve", "deny", "report")
 def push_pending_for(user: Any) -> QuerySet[Challenge]:
     """Push challenges and attestation requests waiting for `user` now."""
     return (
-        Challenge.objects.filter(recipient=user, method__in=ANSWERED_BY_RECIPIENT, state=ChallengeState.SENT,
-                                 expires_at__gt=timezone.now(), case__state=CaseState.OPEN)
-        .select_related("case__agent", "case__subject").order_by("created_at")
+        Challenge.objects.filter(
+            recipient=user,
+            method__in=ANSWERED_BY_RECIPIENT,
+            state=ChallengeState.SENT,
+            expires_at__gt=timezone.now(),
+            case__state=CaseState.OPEN,
+        )
+        .select_related("case__agent", "case__subject")
+        .order_by("created_at")
     )
 
 
@@ -40,8 +46,11 @@ def push_decide(*, challenge: Challenge, user: Any, decision: str, number: str =
     3. deny: the challenge and the case fail.
     4. report ("I'm not on a call"): the case is cancelled, the subject is put
        on hold, and security admins are told."""
-    challenge = Challenge.objects.select_for_update().select_related("case__subject", "case__agent").get(
-        pk=challenge.pk)
+    challenge = (
+        Challenge.objects.select_for_update()
+        .select_related("case__subject", "case__agent")
+        .get(pk=challenge.pk)
+    )
     if challenge.recipient_id != user.pk or challenge.method not in ANSWERED_BY_RECIPIENT:
         raise NotAllowed("this challenge is not yours to answer")
     if decision not in DECISIONS:
@@ -60,40 +69,56 @@ def push_decide(*, challenge: Challenge, user: Any, decision: str, number: str =
     if decision == "deny":
         challenge.state, challenge.answered_at = ChallengeState.DENIED, now
         challenge.save(update_fields=["state", "answered_at"])
-        case_event("challenge_denied", case, outcome=Outcome.FAILURE, actor=user, data={"challenge": challenge.pk})
+        case_event(
+            "challenge_denied", case, outcome=Outcome.FAILURE, actor=user, data={"challenge": challenge.pk}
+        )
         case_fail(lock_case(case), reason=f"{user.get_username()} denied the request")
         return challenge
     challenge.state, challenge.answered_at = ChallengeState.REPORTED, now
     challenge.save(update_fields=["state", "answered_at"])
     until = now + timedelta(minutes=settings.VERIFICATION_REPORT_HOLD_MINUTES)
-    SubjectHold.objects.create(subject=case.subject, until=until,
-                               reason=f"{user.get_username()} reported challenge {challenge.pk}")
+    SubjectHold.objects.create(
+        subject=case.subject, until=until, reason=f"{user.get_username()} reported challenge {challenge.pk}"
+    )
     locked = lock_case(case)
     locked.state, locked.closed_reason = CaseState.CANCELLED, "reported: not on a call"
     locked.save(update_fields=["state", "closed_reason"])
     locked.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
-        state=ChallengeState.EXPIRED)
-    case_event("push_reported", locked, outcome=Outcome.BLOCKED, actor=user,
-               data={"challenge": challenge.pk, "hold_until": until.isoformat(), "agent": case.agent.get_username()})
+        state=ChallengeState.EXPIRED
+    )
+    case_event(
+        "push_reported",
+        locked,
+        outcome=Outcome.BLOCKED,
+        actor=user,
+        data={"challenge": challenge.pk, "hold_until": until.isoformat(), "agent": case.agent.get_username()},
+    )
     notice_security(
         headline=f"Impersonation reported by {user.get_username()}",
-        message=f"{user.get_username()} reported a {case.action} request by agent {case.agent.get_username()} "
-                f"(ticket {case.ticket or 'none'}) as not theirs. Challenges to {case.subject.get_username()} are "
-                f"on hold until {until:%Y-%m-%d %H:%M} UTC.",
+        message=f"{user.get_username()} reported a {case.action} request by agent "
+        f"{case.agent.get_username()} (ticket {case.ticket or 'none'}) as not theirs. "
+        f"Challenges to {case.subject.get_username()} are on hold until {until:%Y-%m-%d %H:%M} UTC.",
     )
     return challenge
 
 
 def _approve(challenge: Challenge, user: Any, number: str, now: Any) -> Challenge:
     case = challenge.case
-    if challenge.method == Method.PUSH and not constant_time_compare(str(number).strip(), challenge.match_number):
+    if challenge.method == Method.PUSH and not constant_time_compare(
+        str(number).strip(), challenge.match_number
+    ):
         challenge.attempts += 1
         locked = challenge.attempts >= challenge.max_attempts
         if locked:
             challenge.state = ChallengeState.FAILED
         challenge.save(update_fields=["attempts", "state"])
-        case_event("challenge_failed", case, outcome=Outcome.FAILURE, actor=user,
-                   data={"challenge": challenge.pk, "wrong_number": True, "locked": locked})
+        case_event(
+            "challenge_failed",
+            case,
+            outcome=Outcome.FAILURE,
+            actor=user,
+            data={"challenge": challenge.pk, "wrong_number": True, "locked": locked},
+        )
         if locked:
             case_fail(lock_case(case), reason=f"push {challenge.pk} locked: wrong numbers typed")
         # No exception: the spent attempt must be committed. The caller sees the
@@ -101,6 +126,8 @@ def _approve(challenge: Challenge, user: Any, number: str, now: Any) -> Challeng
         return challenge
     challenge.state, challenge.answered_at = ChallengeState.PASSED, now
     challenge.save(update_fields=["state", "answered_at"])
-    case_event("challenge_passed", case, actor=user, data={"challenge": challenge.pk, "method": challenge.method})
+    case_event(
+        "challenge_passed", case, actor=user, data={"challenge": challenge.pk, "method": challenge.method}
+    )
     case_evaluate(lock_case(case))
     return challenge

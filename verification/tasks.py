@@ -39,8 +39,9 @@ def cases_expire() -> int:
 @shared_task(bind=True, acks_late=True, ignore_result=True, autoretry_for=(OSError,), **RETRY)
 def notice_send(self: Any, to: str, context: dict[str, Any]) -> None:
     subject = render_to_string("verification/email/notice.subject.txt", context).strip()
-    message = EmailMultiAlternatives(subject, render_to_string("verification/email/notice.txt", context),
-                                     settings.DEFAULT_FROM_EMAIL, [to])
+    message = EmailMultiAlternatives(
+        subject, render_to_string("verification/email/notice.txt", context), settings.DEFAULT_FROM_EMAIL, [to]
+    )
     message.attach_alternative(render_to_string("verification/email/notice.html", context), "text/html")
     message.send()
 
@@ -54,17 +55,26 @@ def sms_notice_send(self: Any, to: str, body: str) -> None:
 def action_webhook_deliver(self: Any, case_id: int) -> None:
     """POST the signed action to the IdP; record each outcome on the case and the trail."""
     case = VerificationCase.objects.select_related("subject", "agent").get(pk=case_id)
-    payload = {"case": case.pk, "action": case.action, "subject": case.subject.get_username(),
-               "agent": case.agent.get_username(), "ticket": case.ticket,
-               "verified_at": case.verified_at.isoformat() if case.verified_at else None}
+    payload = {
+        "case": case.pk,
+        "action": case.action,
+        "subject": case.subject.get_username(),
+        "agent": case.agent.get_username(),
+        "ticket": case.ticket,
+        "verified_at": case.verified_at.isoformat() if case.verified_at else None,
+    }
     with acting_as("system"):
         try:
-            status = webhook_post(url=settings.ACTION_WEBHOOK_URL, payload=payload,
-                                  secret=settings.ACTION_WEBHOOK_SECRET)
+            status = webhook_post(
+                url=settings.ACTION_WEBHOOK_URL, payload=payload, secret=settings.ACTION_WEBHOOK_SECRET
+            )
         except DeliveryError as exc:
-            _record_delivery(case, {"delivery": "failed", "error": str(exc), "attempt": self.request.retries + 1},
-                             Outcome.FAILURE)
-            raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60)) from exc
+            _record_delivery(
+                case,
+                {"delivery": "failed", "error": str(exc), "attempt": self.request.retries + 1},
+                Outcome.FAILURE,
+            )
+            raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
         _record_delivery(case, {"delivery": "delivered", "status": status}, Outcome.SUCCESS)
 
 

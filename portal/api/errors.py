@@ -8,6 +8,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from policies.engine import UnknownAction
+from verification.errors import VerificationError
+
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
@@ -25,8 +28,20 @@ def _first_code(codes: Any) -> str:
     return "invalid"
 
 
+class DomainError(exceptions.APIException):
+    """A service's domain error, carrying its own status and code."""
+
+    def __init__(self, status_code: int, detail: str, code: str) -> None:
+        self.status_code = status_code
+        super().__init__(detail, code)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, VerificationError):
+        exc = DomainError(exc.status, str(exc), exc.code)
+    elif isinstance(exc, UnknownAction):
+        exc = exceptions.ValidationError({"action": [str(exc)]})
+    elif isinstance(exc, ValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()

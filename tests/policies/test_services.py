@@ -51,8 +51,9 @@ def test_building_the_input_costs_a_constant_number_of_queries(subject, agent):
     few = queries()
     for _ in range(5):
         TOTPDevice.objects.create(user=subject, name="phone", confirmed=True)
-        VerificationCase.objects.create(subject=subject, agent=agent, action="password_reset", channel="phone",
-                                        expires_at=TUESDAY_NOON)
+        VerificationCase.objects.create(
+            subject=subject, agent=agent, action="password_reset", channel="phone", expires_at=TUESDAY_NOON
+        )
     assert queries() == few <= 7  # one per factor type, one for recent cases
 
 

@@ -35,3 +35,13 @@ def test_a_reporting_cycle_is_refused():
     boss.manager = report
     with pytest.raises(ValidationError, match="reporting cycle"):
         boss.full_clean()
+
+
+def test_a_refreshed_user_is_compared_with_what_the_database_now_holds():
+    user = User.objects.get(pk=UserFactory().pk)
+    User.objects.filter(pk=user.pk).update(email="changed.elsewhere@example.test")
+    user.refresh_from_db()
+    user.title = "Lead"
+    user.save()
+    user.refresh_from_db()
+    assert user.contact_changed_at is None
