@@ -1,18 +1,31 @@
 from typing import Any
 
+from django.urls import URLPattern, path
+
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+from django_otp.forms import OTPAuthenticationForm
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 
-class AdminLoginForm(OTPAdminAuthenticationForm):
+class AuthenticatorByDefault:
     """Password + OTP. Without an explicit device choice, the user's authenticator app is
-    used: staff log in with TOTP, and only that one device is checked (no token search)."""
+    used, and only that one device is checked (no search across devices)."""
+
+    cleaned_data: dict[str, Any]
 
     def _chosen_device(self, user: Any) -> Any:
-        device = super()._chosen_device(user)
+        device = super()._chosen_device(user)  # type: ignore[misc]
         if device is None and not self.cleaned_data.get("otp_device"):
             device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
         return device
+
+
+class AdminLoginForm(AuthenticatorByDefault, OTPAdminAuthenticationForm):
+    pass
+
+
+class PortalLoginForm(AuthenticatorByDefault, OTPAuthenticationForm):
+    """The same login for everyone's own page (/me/), staff or not."""
 
 
 class VigilAdminSite(OTPAdminSite):
@@ -25,3 +38,12 @@ class VigilAdminSite(OTPAdminSite):
 
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
+
+    def get_urls(self) -> list[URLPattern]:
+        from portal import console
+
+        return [
+            path("console/", self.admin_view(console.console_open), name="console-open"),
+            path("console/case/<int:case_id>/", self.admin_view(console.console_case), name="console-case"),
+            *super().get_urls(),
+        ]

@@ -56,7 +56,9 @@ def normalise_phone(raw: str) -> str:
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException as exc:
-        raise RowError(f"bad phone {raw!r}: {exc}; use E.164 such as +15551234567") from exc
+        raise RowError(
+            f"bad phone {raw!r}: not an international number; use E.164 such as +15551234567"
+        ) from exc
     if not phonenumbers.is_valid_number(number):
         raise RowError(f"bad phone {raw!r}: not a valid number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
