@@ -1,7 +1,6 @@
 from typing import Any
 
 from django.urls import URLPattern, path
-
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.forms import OTPAuthenticationForm
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -9,14 +8,15 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 class AuthenticatorByDefault:
     """Password + OTP. Without an explicit device choice, the user's authenticator app is
-    used, and only that one device is checked (no search across devices)."""
+    used, and only that one device is checked (no search across devices). With several,
+    the most recently enrolled wins: re-enrolling (a new phone) must make the new app work."""
 
     cleaned_data: dict[str, Any]
 
     def _chosen_device(self, user: Any) -> Any:
         device = super()._chosen_device(user)  # type: ignore[misc]
         if device is None and not self.cleaned_data.get("otp_device"):
-            device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()
         return device
 
 

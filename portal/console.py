@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.admin import site as admin_site
 from django.contrib.admin.widgets import AutocompleteSelect
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -27,7 +28,7 @@ from verification.selectors import cases_visible_to, factor_options, factors_pas
 
 class OpenCaseForm(forms.Form):
     subject = forms.ModelChoiceField(
-        queryset=VerificationCase._meta.get_field("subject").related_model.objects.filter(is_active=True),
+        queryset=get_user_model().objects.filter(is_active=True),
         widget=AutocompleteSelect(VerificationCase._meta.get_field("subject"), admin_site),
         help_text="The person the caller claims to be.",
     )
@@ -35,13 +36,16 @@ class OpenCaseForm(forms.Form):
     channel = forms.ChoiceField(choices=Channel.choices, help_text="How the request reached you.")
     ticket = forms.CharField(max_length=64, required=False)
     lost_factors = forms.BooleanField(
-        required=False, label="The caller has lost all their factors",
+        required=False,
+        label="The caller has lost all their factors",
         help_text="Stricter path: manager attestation, in-person ID check, then a cooling-off period.",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["action"].choices = [
+        action_field = self.fields["action"]
+        assert isinstance(action_field, forms.ChoiceField)
+        action_field.choices = [
             (action.code, action.name) for action in SensitiveAction.objects.filter(code__in=EXECUTORS)
         ]
 
@@ -57,28 +61,46 @@ def console_open(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         values = form.cleaned_data
         try:
-            case = verification_open(subject=values["subject"], agent=request.user, action_code=values["action"],
-                                     channel=values["channel"], ticket=values["ticket"],
-                                     lost_factors=values["lost_factors"])
+            case = verification_open(
+                subject=values["subject"],
+                agent=request.user,
+                action_code=values["action"],
+                channel=values["channel"],
+                ticket=values["ticket"],
+                lost_factors=values["lost_factors"],
+            )
         except (VerificationError, UnknownAction) as exc:
             form.add_error(None, str(exc))
         else:
             return redirect("admin:console-case", case_id=case.pk)
-    context = {**admin_site.each_context(request), "title": "Verify a caller", "form": form,
-               "media": form.media}
+    context = {
+        **admin_site.each_context(request),
+        "title": "Verify a caller",
+        "form": form,
+        "media": form.media,
+    }
     return TemplateResponse(request, "admin/console/open.html", context)
 
 
 def _handle_case_post(request: HttpRequest, case: VerificationCase) -> None:
     op = request.POST.get("op", "")
     if op == "challenge":
-        challenge = challenge_create(case=case, method=request.POST.get("method", ""), actor=request.user,
-                                     device_id=request.POST.get("device") or None)
-        messages.success(request, f"Challenge {challenge.pk} ({challenge.get_method_display()}) is "
-                                  f"{challenge.get_state_display().lower()}.")
+        challenge = challenge_create(
+            case=case,
+            method=request.POST.get("method", ""),
+            actor=request.user,
+            device_id=request.POST.get("device") or None,
+        )
+        messages.success(
+            request,
+            f"Challenge {challenge.pk} ({challenge.get_method_display()}) is "
+            f"{challenge.get_state_display().lower()}.",
+        )
     elif op == "answer":
         challenge = get_object_or_404(case.challenges, pk=request.POST.get("challenge"))
-        challenge = challenge_answer(challenge=challenge, code=request.POST.get("code", ""), actor=request.user)
+        challenge = challenge_answer(
+            challenge=challenge, code=request.POST.get("code", ""), actor=request.user
+        )
         state = public_state(challenge)
         level = messages.SUCCESS if state == "passed" else messages.ERROR
         messages.add_message(request, level, f"Code {state}; {attempts_left(challenge)} attempt(s) left.")
@@ -93,8 +115,12 @@ def _handle_case_post(request: HttpRequest, case: VerificationCase) -> None:
         case_cancel(case=case, actor=request.user, reason="cancelled by the agent")
         messages.info(request, "Case cancelled.")
     elif op == "proof":
-        id_proofing_record(case=case, verifier=request.user, verifier_code=request.POST.get("verifier_code", ""),
-                           evidence=request.POST.get("evidence", ""))
+        id_proofing_record(
+            case=case,
+            verifier=request.user,
+            verifier_code=request.POST.get("verifier_code", ""),
+            evidence=request.POST.get("evidence", ""),
+        )
         messages.success(request, "ID proofing recorded.")
     else:
         messages.error(request, "Unknown step.")
@@ -120,8 +146,11 @@ def console_case(request: HttpRequest, case_id: int) -> HttpResponse:
     context = {
         **admin_site.each_context(request),
         "title": f"Case {case.pk}: {case.action.replace('_', ' ')} for {case.subject.get_username()}",
-        "case": case, "challenges": challenges, "factors": factor_options(case),
-        "factors_passed": factors_passed(case), "is_agent": request.user.pk == case.agent_id,
+        "case": case,
+        "challenges": challenges,
+        "factors": factor_options(case),
+        "factors_passed": factors_passed(case),
+        "is_agent": request.user.pk == case.agent_id,
         "may_proof": may_proof and case.requirements.get("id_proofing") and case.state == CaseState.OPEN,
         "refresh": waiting and case.state == CaseState.OPEN,
         "attestation_allowed": "manager_attestation" in case.requirements.get("methods", []),

@@ -35,13 +35,16 @@ def me_decide(request: HttpRequest, challenge_id: int) -> HttpResponse:
     challenge = get_object_or_404(Challenge.objects.filter(recipient_id=request.user.pk), pk=challenge_id)
     decision = request.POST.get("decision", "")
     try:
-        challenge = push_decide(challenge=challenge, user=request.user, decision=decision,
-                                number=request.POST.get("number", ""))
+        challenge = push_decide(
+            challenge=challenge, user=request.user, decision=decision, number=request.POST.get("number", "")
+        )
     except VerificationError as exc:
         messages.error(request, str(exc))
         return redirect("me")
     if decision == "approve" and challenge.state != ChallengeState.PASSED:
-        messages.error(request, f"That is not the number the agent read out ({attempts_left(challenge)} left).")
+        messages.error(
+            request, f"That is not the number the agent read out ({attempts_left(challenge)} left)."
+        )
     elif decision == "report":
         messages.warning(request, "Reported. The request is cancelled and your security team is told.")
     else:

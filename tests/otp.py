@@ -12,8 +12,8 @@ from verification.factors import factor_enroll
 
 
 def authenticator(user: User) -> TOTPDevice:
-    """The user's authenticator app, enrolled through the real enrolment service if missing."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
+    """The authenticator app the login form checks (the newest), enrolled if missing."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()
     if device is None:
         device = factor_enroll(user=user, method="totp").device
         assert isinstance(device, TOTPDevice)

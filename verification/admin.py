@@ -27,8 +27,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class ChallengeInline(admin.TabularInline):
     model = Challenge
-    fields = ("method", "recipient", "state", "attempts", "max_attempts", "created_at", "sent_at", "answered_at",
-              "delivery_error")
+    fields = (
+        "method",
+        "recipient",
+        "state",
+        "attempts",
+        "max_attempts",
+        "created_at",
+        "sent_at",
+        "answered_at",
+        "delivery_error",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -39,15 +48,42 @@ class ChallengeInline(admin.TabularInline):
 
 @admin.register(VerificationCase)
 class VerificationCaseAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "action", "subject", "agent", "channel", "tier_level", "state", "console")
+    list_display = (
+        "id",
+        "created_at",
+        "action",
+        "subject",
+        "agent",
+        "channel",
+        "tier_level",
+        "state",
+        "console",
+    )
     list_filter = ("state", "action", "channel", "tier_level", "purpose")
     list_select_related = ("subject", "agent")
     search_fields = ("=subject__username", "=agent__username", "=ticket")
     date_hierarchy = "created_at"
     exclude = ("requirements",)
-    readonly_fields = ("subject", "agent", "action", "channel", "ticket", "purpose", "state", "decision",
-                       "tier_level", "created_at", "expires_at", "verified_at", "verified_until", "consumed_at",
-                       "closed_reason", "lost_factors", "usable_from", "execution_result")
+    readonly_fields = (
+        "subject",
+        "agent",
+        "action",
+        "channel",
+        "ticket",
+        "purpose",
+        "state",
+        "decision",
+        "tier_level",
+        "created_at",
+        "expires_at",
+        "verified_at",
+        "verified_until",
+        "consumed_at",
+        "closed_reason",
+        "lost_factors",
+        "usable_from",
+        "execution_result",
+    )
     inlines = [ChallengeInline]
 
     @admin.display(description="Console")
@@ -63,8 +99,21 @@ class ChallengeAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     # The secret's hash and the push number are not evidence anyone needs to read.
     exclude = ("secret_hash", "match_number")
-    readonly_fields = ("case", "method", "device_id", "recipient", "state", "attempts", "max_attempts",
-                       "created_at", "expires_at", "sent_at", "answered_at", "delivery_error", "delivery_attempts")
+    readonly_fields = (
+        "case",
+        "method",
+        "device_id",
+        "recipient",
+        "state",
+        "attempts",
+        "max_attempts",
+        "created_at",
+        "expires_at",
+        "sent_at",
+        "answered_at",
+        "delivery_error",
+        "delivery_attempts",
+    )
 
 
 @admin.register(SubjectHold)

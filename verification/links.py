@@ -27,9 +27,13 @@ def link_issue(*, case: VerificationCase, kind: str, minutes: int = MAX_LINK_MIN
 
 def link_peek(*, token: str, kind: str) -> OneTimeLink | None:
     """The live link for `token`, without using it (to show its page)."""
-    return (OneTimeLink.objects.select_related("case", "user")
-            .filter(token_hash=OneTimeLink.hash_token(token), kind=kind, used_at=None, expires_at__gt=timezone.now())
-            .first())
+    return (
+        OneTimeLink.objects.select_related("case", "user")
+        .filter(
+            token_hash=OneTimeLink.hash_token(token), kind=kind, used_at=None, expires_at__gt=timezone.now()
+        )
+        .first()
+    )
 
 
 def link_claim(*, token: str, kind: str) -> OneTimeLink:

@@ -53,6 +53,11 @@ def enrolment_complete(*, token: str, code: str) -> TOTPDevice:
     link = link_claim(token=token, kind=OneTimeLink.Kind.ENROLMENT)
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    case_event("factor_enrolled", link.case, actor=link.user, outcome=Outcome.SUCCESS,
-               data={"method": "totp", "device": device.persistent_id, "via": "enrolment link"})
+    case_event(
+        "factor_enrolled",
+        link.case,
+        actor=link.user,
+        outcome=Outcome.SUCCESS,
+        data={"method": "totp", "device": device.persistent_id, "via": "enrolment link"},
+    )
     return device

@@ -27,8 +27,11 @@ def password_reset(request: HttpRequest, token: str) -> HttpResponse:
     error = ""
     if request.method == "POST":
         try:
-            password_reset_complete(token=token, password=request.POST.get("password", ""),
-                                    password_again=request.POST.get("password_again", ""))
+            password_reset_complete(
+                token=token,
+                password=request.POST.get("password", ""),
+                password_again=request.POST.get("password_again", ""),
+            )
         except VerificationError as exc:
             error = str(exc)
         else:
@@ -56,7 +59,9 @@ def enrol(request: HttpRequest, token: str) -> HttpResponse:
         except VerificationError as exc:
             error = str(exc)
         else:
-            return render(request, "verification/link_done.html", {"message": "Your authenticator is enrolled."})
+            return render(
+                request, "verification/link_done.html", {"message": "Your authenticator is enrolled."}
+            )
     # The QR code is shown to the person holding the link, never to an agent.
     context = {"qr": mark_safe(_qr_svg(device.config_url)), "uri": device.config_url, "error": error}  # noqa: S308
     return render(request, "verification/enrol.html", context, status=400 if error else 200)
@@ -72,6 +77,9 @@ def cancel(request: HttpRequest, token: str) -> HttpResponse:
             cooling_off_cancel(token=token)
         except VerificationError as exc:
             return render(request, "verification/link_done.html", {"message": str(exc)}, status=409)
-        return render(request, "verification/link_done.html", {"message": "The reset is cancelled. Security has "
-                                                                          "a record of it."})
+        return render(
+            request,
+            "verification/link_done.html",
+            {"message": "The reset is cancelled. Security has a record of it."},
+        )
     return render(request, "verification/cancel.html")

@@ -3,6 +3,7 @@ import pytest
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
 from tests.otp import authenticator, current_token, otp_login, wrong_token
+from verification.factors import factor_enroll
 
 pytestmark = pytest.mark.django_db
 
@@ -106,3 +107,13 @@ def test_admin_changes_are_recorded(client, security_admin, subject):
     subject.refresh_from_db()
     assert subject.email == "new@example.test"
     assert subject.contact_changed_at is not None
+
+
+def test_after_re_enrolment_the_new_authenticator_opens_the_admin(client, security_admin):
+    old = authenticator(security_admin)
+    new = factor_enroll(user=security_admin, method="totp").device
+    assert login(client, security_admin, otp_token=current_token(new)).status_code == 302
+    assert client.get("/admin/").status_code == 200
+    client.logout()
+    assert login(client, security_admin, otp_token=current_token(old)).status_code == 200
+    assert client.get("/admin/").status_code == 302
