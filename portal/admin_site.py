@@ -3,7 +3,8 @@ from typing import Any
 from django.urls import URLPattern, path
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.forms import OTPAuthenticationForm
-from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from verification.devices import authenticator_of
 
 
 class AuthenticatorByDefault:
@@ -16,7 +17,7 @@ class AuthenticatorByDefault:
     def _chosen_device(self, user: Any) -> Any:
         device = super()._chosen_device(user)  # type: ignore[misc]
         if device is None and not self.cleaned_data.get("otp_device"):
-            device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()
+            device = authenticator_of(user)
         return device
 
 

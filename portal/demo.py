@@ -104,6 +104,7 @@ def demo_seed() -> DemoLogin:
         if not TOTPDevice.objects.filter(user=user).exists():
             factor_enroll(user=user, method="totp")
     seed_policy()
-    admin_device = TOTPDevice.objects.filter(user__username=ADMIN_USERNAME).order_by("id").first()
+    # The newest authenticator app is the one the admin login checks.
+    admin_device = TOTPDevice.objects.filter(user__username=ADMIN_USERNAME).order_by("-id").first()
     assert admin_device is not None  # created just above
     return DemoLogin(ADMIN_USERNAME, password, admin_device.config_url)

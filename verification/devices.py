@@ -51,3 +51,8 @@ def mask_email(address: str) -> str:
 
 def mask_phone(number: str) -> str:
     return f"{'*' * max(len(number) - 2, 0)}{number[-2:]}"
+
+
+def authenticator_of(user: Any) -> TOTPDevice | None:
+    """The authenticator app a person steps up with: their most recently enrolled one."""
+    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()

@@ -8,10 +8,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import Outcome
 from verification.cases import case_evaluate, case_event, lock_case
+from verification.devices import authenticator_of
 from verification.errors import BadRequest, NotAllowed, WrongState
 from verification.links import link_claim
 from verification.models import CaseState, IdProofing, OneTimeLink, SMSDevice, VerificationCase
@@ -35,7 +35,7 @@ def id_proofing_record(
         raise WrongState("ID proofing is already recorded for this case")
     if not evidence.strip():
         raise BadRequest("say what was checked (document type, reference)", code="no_evidence")
-    device = TOTPDevice.objects.filter(user=verifier, confirmed=True).order_by("id").first()
+    device = authenticator_of(verifier)
     if device is None or not device.verify_token(str(verifier_code).strip()):
         case_event("id_proofing_step_up_failed", case, outcome=Outcome.FAILURE, actor=verifier)
         raise NotAllowed("the verifier's own step-up code is wrong", code="step_up_failed")
