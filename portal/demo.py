@@ -2,15 +2,17 @@
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django.utils import timezone
 
 from policies.demo import seed_policy
 from portal.models import User
 from portal.roles import Role
+from verification.devices import DEVICE_METHODS, authenticator_of
 from verification.factors import factor_enroll
 
 ADMIN_USERNAME = "admin"
@@ -68,6 +70,13 @@ class DemoLogin:
     username: str
     password: str
     otpauth_uri: str
+    # Every demo person's authenticator URI, so a newcomer can act as any of them.
+    people_uris: dict[str, str]
+
+
+# Demo factors are dated a month back: the default policy does not count factors
+# enrolled in the last days (SIM-swap defence), and a demo must work at once.
+DEMO_FACTOR_AGE = timedelta(days=30)
 
 
 def _demo_password() -> str:
@@ -100,11 +109,17 @@ def demo_seed() -> DemoLogin:
             user.set_password(password)
             user.save(update_fields=["password"])
             user.groups.set(Group.objects.filter(name__in=[role.group_name for role in roles]))
-            factor_enroll(user=user, method="email")
-        if not TOTPDevice.objects.filter(user=user).exists():
+            for method in ("email", "totp", "push", "sms"):
+                factor_enroll(user=user, method=method)
+            enrolled_at = timezone.now() - DEMO_FACTOR_AGE
+            for model, _ in DEVICE_METHODS:
+                model.objects.filter(user=user).update(created_at=enrolled_at)
+        if authenticator_of(user) is None:
             factor_enroll(user=user, method="totp")
     seed_policy()
-    # The newest authenticator app is the one the admin login checks.
-    admin_device = TOTPDevice.objects.filter(user__username=ADMIN_USERNAME).order_by("-id").first()
-    assert admin_device is not None  # created just above
-    return DemoLogin(ADMIN_USERNAME, password, admin_device.config_url)
+    uris = {}
+    for username, *_ in DEMO_PEOPLE:
+        device = authenticator_of(User.objects.get(username=username))
+        assert device is not None  # enrolled just above
+        uris[username] = device.config_url
+    return DemoLogin(ADMIN_USERNAME, password, uris[ADMIN_USERNAME], uris)

@@ -5,7 +5,7 @@ import qrcode
 from django.core.management.base import BaseCommand
 
 from audit.context import acting_as
-from portal.demo import DEMO_PEOPLE, demo_seed
+from portal.demo import demo_seed
 
 
 class Command(BaseCommand):
@@ -17,8 +17,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, no_qr: bool = False, **options: Any) -> None:
         with acting_as("seed_demo"):
             login = demo_seed()
-        self.stdout.write(f"demo people: {', '.join(person[0] for person in DEMO_PEOPLE)}")
-        self.stdout.write("all share the demo password (kept in var/demo-password)")
+        self.stdout.write("demo people (all share the demo password, kept in var/demo-password),")
+        self.stdout.write("each with an authenticator app you can add by URI:")
+        for username, uri in login.people_uris.items():
+            self.stdout.write(f"  {username:<15} {uri}")
         if not no_qr:
             qr = qrcode.QRCode(border=1)
             qr.add_data(login.otpauth_uri)
