@@ -88,7 +88,8 @@ def case_open(
         expires_at=now + timedelta(minutes=settings.VERIFICATION_CASE_OPEN_MINUTES),
         closed_reason="blocked by policy" if blocked else "",
     )
-    case.full_clean()
+    # subject and agent are model instances already: no need for existence queries.
+    case.full_clean(exclude=["subject", "agent"])
     case.save()
     case_event(
         "case_opened",
@@ -140,7 +141,29 @@ def requirements_of(case: VerificationCase) -> Requirements:
 
 
 def lock_case(case: VerificationCase) -> VerificationCase:
-    return VerificationCase.objects.select_for_update().select_related("subject", "agent").get(pk=case.pk)
+    """Lock the case row only (not the people it names).
+
+    Lock order everywhere: the case, then its challenges, then the audit chain
+    head (taken by every audit.record). A transaction never waits for a case or
+    challenge while it holds the head, so concurrent flows cannot deadlock."""
+    return (
+        VerificationCase.objects.select_for_update(of=("self",))
+        .select_related("subject", "agent")
+        .get(pk=case.pk)
+    )
+
+
+def lock_challenge(challenge_id: int) -> Challenge | None:
+    """Lock a challenge after its case (see lock_case); None if there is no such challenge."""
+    case_id = Challenge.objects.filter(pk=challenge_id).values_list("case_id", flat=True).first()
+    if case_id is None:
+        return None
+    case = lock_case(VerificationCase(pk=case_id))
+    challenge = (
+        Challenge.objects.select_for_update(of=("self",)).select_related("recipient").get(pk=challenge_id)
+    )
+    challenge.case = case
+    return challenge
 
 
 def case_evaluate(case: VerificationCase) -> VerificationCase:

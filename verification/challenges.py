@@ -18,6 +18,7 @@ from verification.cases import (
     case_event,
     case_fail,
     lock_case,
+    lock_challenge,
     requirements_of,
     subject_recent_failures,
 )
@@ -206,8 +207,9 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
     3. Verify against the chosen device only; a pass is single use.
     4. A wrong code spends an attempt; at the limit the challenge locks and the
        case fails; too many failures for the subject anywhere escalates it."""
-    challenge = Challenge.objects.select_for_update().select_related("case__subject").get(pk=challenge.pk)
-    case = challenge.case
+    locked = lock_challenge(challenge.pk)
+    assert locked is not None  # the caller loaded it
+    challenge, case = locked, locked.case
     if actor.pk != case.agent_id:
         raise NotAllowed("only the agent who opened the case may answer its challenges")
     if challenge.method in ANSWERED_BY_RECIPIENT:
@@ -280,12 +282,7 @@ def challenge_dispatch(*, challenge_id: int) -> bool:
     a re-dispatch sends a fresh code and the earlier one stops working.
     Returns True when sent; raises DeliveryError (after recording it) to retry."""
     with transaction.atomic():
-        challenge = (
-            Challenge.objects.select_for_update()
-            .select_related("case__subject", "case__agent")
-            .filter(pk=challenge_id)
-            .first()
-        )
+        challenge = lock_challenge(challenge_id)
         if challenge is None or challenge.state != ChallengeState.QUEUED:
             return False
         if _expire_if_due(challenge, timezone.now()):
@@ -349,13 +346,12 @@ def challenges_sweep(now: Any = None) -> dict[str, int]:
     """Beat: expire what is past due; re-dispatch what never went out."""
     now = now or timezone.now()
     expired = 0
-    for challenge in Challenge.objects.filter(
-        state__in=OPEN_CHALLENGE_STATES, expires_at__lte=now
-    ).select_related("case"):
+    for challenge in Challenge.objects.filter(state__in=OPEN_CHALLENGE_STATES, expires_at__lte=now).only(
+        "pk"
+    ):
         with transaction.atomic():
-            expired += _expire_if_due(
-                Challenge.objects.select_for_update().select_related("case").get(pk=challenge.pk), now
-            )
+            locked = lock_challenge(challenge.pk)
+            expired += bool(locked and _expire_if_due(locked, now))
     stuck = list(
         Challenge.objects.filter(
             state=ChallengeState.QUEUED,

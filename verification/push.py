@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from audit.models import Outcome
-from verification.cases import case_evaluate, case_event, case_fail, lock_case
+from verification.cases import case_evaluate, case_event, case_fail, lock_case, lock_challenge
 from verification.challenges import ANSWERED_BY_RECIPIENT
 from verification.errors import BadRequest, NotAllowed, WrongState
 from verification.models import CaseState, Challenge, ChallengeState, SubjectHold
@@ -46,11 +46,9 @@ def push_decide(*, challenge: Challenge, user: Any, decision: str, number: str =
     3. deny: the challenge and the case fail.
     4. report ("I'm not on a call"): the case is cancelled, the subject is put
        on hold, and security admins are told."""
-    challenge = (
-        Challenge.objects.select_for_update()
-        .select_related("case__subject", "case__agent")
-        .get(pk=challenge.pk)
-    )
+    locked = lock_challenge(challenge.pk)
+    assert locked is not None  # the caller loaded it
+    challenge = locked
     if challenge.recipient_id != user.pk or challenge.method not in ANSWERED_BY_RECIPIENT:
         raise NotAllowed("this challenge is not yours to answer")
     if decision not in DECISIONS:

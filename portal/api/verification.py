@@ -59,8 +59,6 @@ class CaseOutSerializer(serializers.Serializer):
     usable_from = serializers.DateTimeField()
     closed_reason = serializers.CharField()
     execution_result = serializers.JSONField()
-    challenges = serializers.SerializerMethodField()
-    factors = serializers.SerializerMethodField()
 
     def get_tier(self, case: VerificationCase) -> dict[str, Any] | None:
         return case.decision.get("tier")
@@ -79,6 +77,14 @@ class CaseOutSerializer(serializers.Serializer):
 
     def get_factors_passed(self, case: VerificationCase) -> int:
         return factors_passed(case)
+
+
+
+class CaseDetailSerializer(CaseOutSerializer):
+    """The case as an agent follows it: its challenges and the subject's factors (no secrets)."""
+
+    challenges = serializers.SerializerMethodField()
+    factors = serializers.SerializerMethodField()
 
     def get_challenges(self, case: VerificationCase) -> list[dict[str, Any]]:
         challenges = case.challenges.select_related("recipient").order_by("id")
@@ -118,9 +124,9 @@ def _case_for(request: Request, case_id: int) -> VerificationCase:
 
 
 class VerificationDetailView(APIView):
-    @extend_schema(responses=CaseOutSerializer)
+    @extend_schema(responses=CaseDetailSerializer)
     def get(self, request: Request, case_id: int) -> Response:
-        return Response(CaseOutSerializer(_case_for(request, case_id)).data)
+        return Response(CaseDetailSerializer(_case_for(request, case_id)).data)
 
 
 class ChallengeInSerializer(serializers.Serializer):
