@@ -15,3 +15,9 @@ class PoliciesConfig(AppConfig):
             auditlog.register(model)
         auditlog.register(RiskRule, m2m_fields={"actions"})
         signals.connect()
+
+        from policies.access import on_requester_verified
+        from verification.models import Purpose
+        from verification.purposes import register_verified_handler
+
+        register_verified_handler(Purpose.ACCESS_REQUEST, on_requester_verified)

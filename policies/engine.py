@@ -127,6 +127,9 @@ class PolicyInput:
     contact_changed_at: datetime | None = None
     recent_case_times: tuple[datetime, ...] = ()
     recent_failed_case_times: tuple[datetime, ...] = ()
+    # A tier the thing asked for demands in itself (an entitlement's tier): the start, never a cap.
+    floor_level: int = 0
+    floor_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,10 @@ def decide(snapshot: PolicySnapshot, data: PolicyInput) -> Decision:
         raise UnknownAction(f"no policy for action {data.action!r}")
     index = snapshot.tier_index(action.base_level)
     reasons = [f"{action.name}: base tier {snapshot.tiers[index].level} ({snapshot.tiers[index].name})"]
+    if data.floor_level and snapshot.tier_index(data.floor_level) > index:
+        index = snapshot.tier_index(data.floor_level)
+        tier = snapshot.tiers[index]
+        reasons.append(f"raised to tier {tier.level} ({tier.name}): {data.floor_reason or 'required'}")
     blocked = False
     top = len(snapshot.tiers) - 1
     for rule, check in snapshot.rules_for(data.action):

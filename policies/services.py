@@ -16,7 +16,15 @@ FAILED_CASE_STATES = (CaseState.FAILED, CaseState.ESCALATED)
 
 
 def policy_input_build(
-    *, subject: Any, action_code: str, channel: str, requester: Any, at: datetime, window_hours: int
+    *,
+    subject: Any,
+    action_code: str,
+    channel: str,
+    requester: Any,
+    at: datetime,
+    window_hours: int,
+    floor_level: int = 0,
+    floor_reason: str = "",
 ) -> PolicyInput:
     """Gather the signals about `subject` in a constant number of queries:
     one per factor type, one for recent cases."""
@@ -41,10 +49,21 @@ def policy_input_build(
         contact_changed_at=subject.contact_changed_at,
         recent_case_times=tuple(created for created, _ in recent),
         recent_failed_case_times=tuple(created for created, state in recent if state in FAILED_CASE_STATES),
+        floor_level=floor_level,
+        floor_reason=floor_reason,
     )
 
 
-def policy_decide(*, subject: Any, action_code: str, channel: str, requester: Any, at: datetime) -> Decision:
+def policy_decide(
+    *,
+    subject: Any,
+    action_code: str,
+    channel: str,
+    requester: Any,
+    at: datetime,
+    floor_level: int = 0,
+    floor_reason: str = "",
+) -> Decision:
     snapshot = snapshot_current()
     if action_code not in snapshot.actions:
         raise UnknownAction(f"no policy for action {action_code!r}")
@@ -55,6 +74,8 @@ def policy_decide(*, subject: Any, action_code: str, channel: str, requester: An
         requester=requester,
         at=at,
         window_hours=snapshot.longest_window_hours,
+        floor_level=floor_level,
+        floor_reason=floor_reason,
     )
     return decide(snapshot, data)
 
@@ -112,14 +133,21 @@ def verification_open(
     purpose: str = Purpose.SERVICE_DESK,
     lost_factors: bool = False,
     at: datetime | None = None,
+    requester: Any = None,
+    floor_level: int = 0,
+    floor_reason: str = "",
 ) -> VerificationCase:
-    """Decide what the case needs, then open it with those requirements."""
+    """Decide what the case needs, then open it with those requirements.
+    `requester` is who the request is for when not the subject (the caller on a
+    service-desk call claims to be the subject, so it defaults to them)."""
     decision = policy_decide(
         subject=subject,
         action_code=action_code,
         channel=channel,
-        requester=agent if purpose == Purpose.ACCESS_REQUEST else subject,
+        requester=requester or subject,
         at=at or timezone.now(),
+        floor_level=floor_level,
+        floor_reason=floor_reason,
     )
     assert decision.tier is not None  # decide() always picks a tier
     return case_open(

@@ -1,6 +1,7 @@
 import os
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.default")
 
@@ -16,4 +17,8 @@ app.conf.beat_schedule = {
     "challenges-sweep": {"task": "verification.tasks.challenges_sweep", "schedule": 30.0},
     # Open cases past their deadline and verified cases never used expire on their own.
     "cases-expire": {"task": "verification.tasks.cases_expire", "schedule": 60.0},
+    # Grants end on time even if a worker missed the ETA task; expiry notices go out.
+    "grants-sweep": {"task": "policies.tasks.grants_sweep", "schedule": settings.GRANT_SWEEP_SECONDS},
+    # Access requests nobody answered expire after the configured wait.
+    "requests-expire": {"task": "policies.tasks.requests_expire", "schedule": 300.0},
 }

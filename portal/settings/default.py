@@ -186,6 +186,14 @@ VERIFICATION_REDISPATCH_AFTER_SECONDS = env_int("VERIFICATION_REDISPATCH_AFTER_S
 ACTION_WEBHOOK_URL = env_str("ACTION_WEBHOOK_URL")
 ACTION_WEBHOOK_SECRET = env_str("ACTION_WEBHOOK_SECRET")
 
+# Access requests and grants.
+APPROVER_GROUP = "Approver"
+ACCESS_REQUEST_WAIT_HOURS = env_int("ACCESS_REQUEST_WAIT_HOURS", 72, minimum=1)
+GRANT_SWEEP_SECONDS = env_int("GRANT_SWEEP_SECONDS", 60, minimum=5)
+PROVISIONING_WEBHOOK_SECRET = env_str("PROVISIONING_WEBHOOK_SECRET")
+# Group permissions an entitlement grants count only while a grant is active now.
+AUTHENTICATION_BACKENDS = ["policies.backends.GrantAwareModelBackend"]
+
 # Celery: Redis when REDIS_URL is set, else the filesystem transport under var/.
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:

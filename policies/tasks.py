@@ -1,0 +1,36 @@
+from celery import shared_task
+
+from audit.context import acting_as
+from policies import access, grants
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def grant_provision(grant_id: int) -> bool:
+    with acting_as("system"):
+        return grants.grant_provision(grant_id=grant_id)
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def grant_expire(self, grant_id: int) -> bool:  # type: ignore[no-untyped-def]
+    """Scheduled at expires_at; a deprovision that fails is retried with backoff,
+    and the beat sweeper catches anything this misses."""
+    with acting_as("system"):
+        ended = grants.grant_end(grant_id=grant_id)
+    from policies.models import Grant
+
+    grant = Grant.objects.filter(pk=grant_id, ended_at=None).first()
+    if grant is not None and grant.deprovision_attempts:
+        raise self.retry(countdown=min(2**grant.deprovision_attempts, 300))
+    return ended
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def grants_sweep() -> dict[str, int]:
+    with acting_as("system"):
+        return grants.grants_sweep()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def requests_expire() -> int:
+    with acting_as("system"):
+        return access.requests_expire()
