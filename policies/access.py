@@ -147,7 +147,7 @@ def access_request_submit(
 def _approvals_required(case: VerificationCase) -> int:
     from policies.models import RiskTier
 
-    tier = RiskTier.objects.filter(level=case.tier_level).first()
+    tier = RiskTier.objects.filter(level=case.tier_level or 0).first()
     return tier.approvals_required if tier else 1
 
 

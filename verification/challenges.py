@@ -207,9 +207,9 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
     3. Verify against the chosen device only; a pass is single use.
     4. A wrong code spends an attempt; at the limit the challenge locks and the
        case fails; too many failures for the subject anywhere escalates it."""
-    locked = lock_challenge(challenge.pk)
-    assert locked is not None  # the caller loaded it
-    challenge, case = locked, locked.case
+    found = lock_challenge(challenge.pk)
+    assert found is not None  # the caller loaded it
+    challenge, case = found, found.case
     if actor.pk != case.agent_id:
         raise NotAllowed("only the agent who opened the case may answer its challenges")
     if challenge.method in ANSWERED_BY_RECIPIENT:
@@ -237,8 +237,8 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
         case_evaluate(lock_case(case))
         return challenge
     challenge.attempts += 1
-    locked = challenge.attempts >= challenge.max_attempts
-    if locked:
+    exhausted = challenge.attempts >= challenge.max_attempts
+    if exhausted:
         challenge.state, challenge.secret_hash = ChallengeState.FAILED, ""
     challenge.save(update_fields=["attempts", "state", "secret_hash"])
     case_event(
@@ -246,7 +246,7 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
         case,
         outcome=Outcome.FAILURE,
         actor=actor,
-        data={"challenge": challenge.pk, "attempts": challenge.attempts, "locked": locked},
+        data={"challenge": challenge.pk, "attempts": challenge.attempts, "locked": exhausted},
     )
     if subject_recent_failures(case.subject, now) >= settings.VERIFICATION_SUBJECT_FAILURE_LIMIT:
         case_fail(
@@ -256,7 +256,7 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
             headline=f"Repeated failures for {case.subject.get_username()}",
             message="Verification failures for this subject passed the limit; the case is escalated.",
         )
-    elif locked:
+    elif exhausted:
         case_fail(
             lock_case(case), reason=f"challenge {challenge.pk} locked after {challenge.attempts} attempts"
         )

@@ -46,9 +46,9 @@ def push_decide(*, challenge: Challenge, user: Any, decision: str, number: str =
     3. deny: the challenge and the case fail.
     4. report ("I'm not on a call"): the case is cancelled, the subject is put
        on hold, and security admins are told."""
-    locked = lock_challenge(challenge.pk)
-    assert locked is not None  # the caller loaded it
-    challenge = locked
+    found = lock_challenge(challenge.pk)
+    assert found is not None  # the caller loaded it
+    challenge = found
     if challenge.recipient_id != user.pk or challenge.method not in ANSWERED_BY_RECIPIENT:
         raise NotAllowed("this challenge is not yours to answer")
     if decision not in DECISIONS:
