@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -242,17 +242,10 @@ def _trust_gap(events: Any) -> TrustGap:
     same_case = AuditEvent.objects.filter(
         target_type=OuterRef("target_type"), target_id=OuterRef("target_id")
     )
-    counts = (
-        events.filter(verb=CASE_OPENED, data__purpose=SERVICE_DESK)
-        .annotate(
-            concluded=Exists(same_case.filter(verb__in=CONCLUDING)),
-            verified=Exists(same_case.filter(verb=CASE_VERIFIED)),
-        )
-        .aggregate(
-            cases=Count("id"),
-            concluded=Count("id", filter=Q(concluded=True)),
-            verified=Count("id", filter=Q(verified=True)),
-        )
+    counts = events.filter(verb=CASE_OPENED, data__purpose=SERVICE_DESK).aggregate(
+        cases=Count("id"),
+        concluded=Count("id", filter=Exists(same_case.filter(verb__in=CONCLUDING))),
+        verified=Count("id", filter=Exists(same_case.filter(verb=CASE_VERIFIED))),
     )
     gap = TrustGap(cases=counts["cases"], concluded=counts["concluded"], verified=counts["verified"])
     gap.not_verified = gap.concluded - gap.verified

@@ -170,8 +170,9 @@ def on_requester_verified(case: VerificationCase) -> None:
     )
 
 
-def _check_approver(request: AccessRequest, approver: Any, step_up_code: str) -> None:
-    """Eligibility is checked now, when they decide, not when the request was filed."""
+def _check_approver(request: AccessRequest, approver: Any, step_up_code: str, approve: bool) -> None:
+    """Eligibility is checked now, when they decide, not when the request was filed.
+    Approving at a high tier takes the approver's own step-up; denying grants nothing."""
     if approver.pk in {request.requester_id, request.beneficiary_id}:
         raise NotAllowed("requesters and beneficiaries never approve their own access", code="self_approval")
     eligible = (
@@ -180,7 +181,7 @@ def _check_approver(request: AccessRequest, approver: Any, step_up_code: str) ->
     )
     if not eligible or not approver.is_active:
         raise NotAllowed("only the entitlement's owner or an approver decides", code="not_approver")
-    if (request.tier_level or 0) >= STEP_UP_TIER:
+    if approve and (request.tier_level or 0) >= STEP_UP_TIER:
         device = authenticator_of(approver)
         if device is None or not device.verify_token(str(step_up_code).strip()):
             request_event("approver_step_up_failed", request, actor=approver, outcome=Outcome.FAILURE)
@@ -201,7 +202,7 @@ def access_request_decide(
             raise WrongState("you have already decided this request", code="already_decided")
         step_up_error = None
         try:
-            _check_approver(request, approver, step_up_code)
+            _check_approver(request, approver, step_up_code, approve)
         except NotAllowed as exc:
             if exc.code != "step_up_failed":
                 raise

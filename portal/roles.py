@@ -24,7 +24,9 @@ ROLE_GROUP_NAMES: dict[Role, str] = {
     Role.AUDITOR: "Auditor",
 }
 
-POLICY_MODELS = ("risktier", "sensitiveaction", "riskrule")
+POLICY_MODELS = ("risktier", "sensitiveaction", "riskrule", "entitlement")
+ACCESS_VIEW = ["policies.view_accessrequest", "policies.view_grant", "policies.view_entitlement"]
+ACCESS_REVIEW = [*ACCESS_VIEW, "policies.review_accessrequest", "policies.change_grant"]
 
 # What each role may do in the admin, as "app_label.codename"; synced to the
 # groups after every `migrate`, so a new model's permissions reach their role.
@@ -51,10 +53,11 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         "verification.view_verificationcase",
         "verification.view_challenge",
         "verification.perform_id_proofing",
+        *ACCESS_REVIEW,
     ],
     Role.AGENT: ["portal.view_user", "verification.open_case"],
-    Role.MANAGER: ["portal.view_user"],
-    Role.APPROVER: ["portal.view_user"],
+    Role.MANAGER: ["portal.view_user", *ACCESS_VIEW, "policies.add_accessrequest"],
+    Role.APPROVER: ["portal.view_user", *ACCESS_REVIEW],
     Role.AUDITOR: [
         "portal.view_user",
         "audit.view_auditevent",
@@ -62,11 +65,14 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
         *(f"policies.view_{model}" for model in POLICY_MODELS),
         "verification.view_verificationcase",
         "verification.view_challenge",
+        "policies.view_accessrequest",
+        "policies.view_grant",
+        "policies.review_accessrequest",
     ],
 }
 
 
-def sync_role_permissions(group_model: Any, permission_model: Any) -> None:
+def sync_role_permissions(group_model: Any, permission_model: Any, *, strict: bool = True) -> None:
     """Create the role groups and give each exactly the permissions listed above.
 
     Runs from the roles migration and after every `migrate` (PortalConfig), so a
@@ -80,7 +86,8 @@ def sync_role_permissions(group_model: Any, permission_model: Any) -> None:
             permission = permission_model.objects.filter(
                 content_type__app_label=app_label, codename=codename
             ).first()
-            if permission is None:
+            if permission is not None:
+                permissions.append(permission)
+            elif strict:
                 raise LookupError(f"ROLE_PERMISSIONS names {name!r}, which does not exist")
-            permissions.append(permission)
         group.permissions.set(permissions)

@@ -110,6 +110,9 @@ class AccessRequest(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     closed_reason = models.CharField(max_length=300, blank=True)
 
+    class Meta:
+        permissions = [("review_accessrequest", "Can see every access request and grant")]
+
     def __str__(self) -> str:
         return f"request {self.pk}: {self.entitlement} for {self.beneficiary}"
 

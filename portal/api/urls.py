@@ -1,5 +1,6 @@
 from django.urls import path
 
+from portal.api import access, audit
 from portal.api import verification as v
 from portal.api.views import WhoAmIView
 
@@ -14,4 +15,30 @@ urlpatterns = [
     path("verifications/<int:case_id>/escalate/", v.VerificationEscalateView.as_view(), name="api-escalate"),
     path("verifications/<int:case_id>/cancel/", v.VerificationCancelView.as_view(), name="api-cancel"),
     path("challenges/<int:challenge_id>/answer/", v.ChallengeAnswerView.as_view(), name="api-answer"),
+    path("entitlements/", access.EntitlementListView.as_view(), name="api-entitlements"),
+    path("access-requests/", access.AccessRequestListView.as_view(), name="api-access-requests"),
+    path(
+        "access-requests/<int:request_id>/",
+        access.AccessRequestDetailView.as_view(),
+        name="api-access-request",
+    ),
+    path(
+        "access-requests/<int:request_id>/approve/",
+        access.AccessRequestApproveView.as_view(),
+        name="api-access-approve",
+    ),
+    path(
+        "access-requests/<int:request_id>/deny/",
+        access.AccessRequestDenyView.as_view(),
+        name="api-access-deny",
+    ),
+    path(
+        "access-requests/<int:request_id>/cancel/",
+        access.AccessRequestCancelView.as_view(),
+        name="api-access-cancel",
+    ),
+    path("grants/", access.GrantListView.as_view(), name="api-grants"),
+    path("grants/<int:grant_id>/revoke/", access.GrantRevokeView.as_view(), name="api-grant-revoke"),
+    path("audit-events/", audit.AuditEventListView.as_view(), name="api-audit-events"),
+    path("metrics/", audit.MetricsView.as_view(), name="api-metrics"),
 ]

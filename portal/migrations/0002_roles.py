@@ -11,19 +11,19 @@ def create_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    sync_role_permissions(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    # Models added by later migrations get their permissions from the sync after `migrate`.
+    sync_role_permissions(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), strict=False)
 
 
 class Migration(migrations.Migration):
     dependencies = [
         ("portal", "0001_initial"),
         ("audit", "0002_chain_head"),
-        ("auditlog", "__latest__"),
-        ("otp_totp", "__latest__"),
-        ("otp_email", "__latest__"),
-        ("otp_static", "__latest__"),
-        # Every app whose permissions the roles hand out, so a fresh database has them all.
-        ("policies", "__latest__"),
-        ("verification", "__latest__"),
+        ("auditlog", "0017_add_actor_email"),
+        ("otp_totp", "0003_add_timestamps"),
+        ("otp_email", "0006_add_timestamps"),
+        ("otp_static", "0003_add_timestamps"),
+        ("policies", "0002_policy_version_row"),
+        ("verification", "0001_initial"),
     ]
     operations = [migrations.RunPython(create_roles, migrations.RunPython.noop)]

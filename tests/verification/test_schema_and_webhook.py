@@ -32,7 +32,7 @@ def idp(settings):
     received = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             expected = "sha256=" + hmac.new(b"idp-secret", body, hashlib.sha256).hexdigest()
             received.append(
