@@ -126,3 +126,6 @@ class RiskRuleAdmin(PolicyAdmin):
             },
         ),
     )
+
+
+from policies import access_admin  # noqa: E402,F401  (registers the access screens)

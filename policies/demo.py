@@ -159,3 +159,39 @@ def seed_policy() -> None:
         rule, created = RiskRule.objects.get_or_create(name=values.pop("name"), defaults=values)
         if created and action_codes:
             rule.actions.set(SensitiveAction.objects.filter(code__in=action_codes))
+
+
+@transaction.atomic
+def seed_entitlements(*, owner: Any) -> None:
+    """Two demo entitlements that must not be held together (separation of duties)."""
+    from django.contrib.auth.models import Group, Permission
+
+    from policies.models import Entitlement
+
+    admins, _ = Group.objects.get_or_create(name="Prod DB admins")
+    admins.permissions.add(*Permission.objects.filter(codename__in=["view_riskrule", "view_risktier"]))
+    auditors, _ = Group.objects.get_or_create(name="Prod DB auditors")
+    elevated, critical = RiskTier.objects.get(level=2), RiskTier.objects.get(level=3)
+    db_admin, _ = Entitlement.objects.get_or_create(
+        name="Prod DB admin",
+        defaults={
+            "system": "PostgreSQL prod",
+            "owner": owner,
+            "tier": elevated,
+            "max_minutes": 120,
+            "group": admins,
+            "description": "Superuser on the production database.",
+        },
+    )
+    db_audit, _ = Entitlement.objects.get_or_create(
+        name="Prod DB audit",
+        defaults={
+            "system": "PostgreSQL prod",
+            "owner": owner,
+            "tier": critical,
+            "max_minutes": 60,
+            "group": auditors,
+            "description": "Reads the database audit log.",
+        },
+    )
+    db_audit.conflicts.add(db_admin)

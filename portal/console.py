@@ -127,9 +127,8 @@ def _handle_case_post(request: HttpRequest, case: VerificationCase) -> None:
 
 
 def console_case(request: HttpRequest, case_id: int) -> HttpResponse:
+    # Agents see their cases, requesters their own step-up, verifiers every case.
     may_proof = request.user.has_perm("verification.perform_id_proofing")
-    if not (request.user.has_perm("verification.open_case") or may_proof):
-        raise PermissionDenied
     visible = VerificationCase.objects.all() if may_proof else cases_visible_to(request.user)
     case = get_object_or_404(visible.select_related("subject", "agent"), pk=case_id)
     if request.method == "POST":

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from policies.demo import seed_policy
+from policies.demo import seed_entitlements, seed_policy
 from portal.models import User
 from portal.roles import Role
 from verification.devices import DEVICE_METHODS, authenticator_of
@@ -39,7 +39,7 @@ DEMO_PEOPLE: list[tuple[str, str, str, str, str, bool, list[Role], bool]] = [
         "Engineering manager",
         False,
         [Role.MANAGER],
-        False,
+        True,
     ),
     (
         "approver.omar",
@@ -49,7 +49,7 @@ DEMO_PEOPLE: list[tuple[str, str, str, str, str, bool, list[Role], bool]] = [
         "Platform owner",
         False,
         [Role.APPROVER],
-        False,
+        True,
     ),
     ("emp.jordan", "jordan@example.test", "+15550100006", "manager.maria", "Engineer", False, [], False),
     (
@@ -117,6 +117,7 @@ def demo_seed() -> DemoLogin:
         if authenticator_of(user) is None:
             factor_enroll(user=user, method="totp")
     seed_policy()
+    seed_entitlements(owner=User.objects.get(username="approver.omar"))
     uris = {}
     for username, *_ in DEMO_PEOPLE:
         device = authenticator_of(User.objects.get(username=username))

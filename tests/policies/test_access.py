@@ -1,63 +1,21 @@
 """Access requests end to end through the API: step-up, approvals, grant, expiry."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.core import mail
-from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from policies.grants import grants_sweep
-from policies.models import AccessRequest, Entitlement, Grant, RiskTier
+from policies.models import AccessRequest, Entitlement, Grant
 from portal.models import User
 from portal.roles import Role
-from tests.factories import UserFactory
 from tests.otp import current_token
-from verification.factors import factor_enroll
+from tests.policies.conftest import TUESDAY_NOON, client_for
 
-pytestmark = pytest.mark.django_db
-
-TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def business_hours(time_machine):
-    time_machine.move_to(TUESDAY_NOON, tick=False)
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
-def prod_db(default_policy):
-    group = Group.objects.create(name="prod-db-admins")
-    group.permissions.add(Permission.objects.get(codename="view_riskrule"))
-    owner = UserFactory(username="db.owner")
-    return Entitlement.objects.create(
-        name="Prod DB admin",
-        system="PostgreSQL prod",
-        owner=owner,
-        tier=RiskTier.objects.get(level=2),
-        max_minutes=60,
-        group=group,
-    )
-
-
-@pytest.fixture
-def people(manager, subject, approver, prod_db):
-    """Manager with two old factors; owner and approver with authenticators for their step-up."""
-    devices = {}
-    with time_machine.travel(TUESDAY_NOON - timedelta(days=30), tick=False):
-        devices["totp"] = factor_enroll(user=manager, method="totp").device
-        devices["backup"] = factor_enroll(user=manager, method="backup_codes")
-        for person in (approver, prod_db.owner):
-            factor_enroll(user=person, method="totp")
-    return devices
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("business_hours")]
 
 
 def submit(manager, subject, entitlement, minutes=30, **extra):

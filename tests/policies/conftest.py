@@ -1,0 +1,53 @@
+"""Access fixtures: a weekday noon (the default policy's off-hours rule stays quiet),
+an entitlement with a group and a permission, people with old-enough factors."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Group, Permission
+from rest_framework.test import APIClient
+
+from policies.models import Entitlement, RiskTier
+from tests.factories import UserFactory
+from verification.factors import factor_enroll
+
+TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def business_hours(time_machine):
+    time_machine.move_to(TUESDAY_NOON, tick=False)
+
+
+def client_for(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def prod_db(default_policy):
+    group = Group.objects.create(name="prod-db-admins")
+    group.permissions.add(Permission.objects.get(codename="view_riskrule"))
+    owner = UserFactory(username="db.owner")
+    return Entitlement.objects.create(
+        name="Prod DB admin",
+        system="PostgreSQL prod",
+        owner=owner,
+        tier=RiskTier.objects.get(level=2),
+        max_minutes=60,
+        group=group,
+    )
+
+
+@pytest.fixture
+def people(manager, subject, approver, prod_db):
+    """Manager with two old factors; owner and approver with authenticators for their step-up."""
+    devices = {}
+    with time_machine.travel(TUESDAY_NOON - timedelta(days=30), tick=False):
+        devices["totp"] = factor_enroll(user=manager, method="totp").device
+        devices["backup"] = factor_enroll(user=manager, method="backup_codes")
+        for person in (approver, prod_db.owner):
+            factor_enroll(user=person, method="totp")
+    return devices
