@@ -29,11 +29,16 @@ class EntitlementAdmin(admin.ModelAdmin):
     filter_horizontal = ("conflicts",)
 
 
+class EntitlementChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj} — tier {obj.tier.level}, up to {obj.cap_minutes()} min"
+
+
 class AccessRequestForm(forms.Form):
     beneficiary = forms.ModelChoiceField(
         queryset=get_user_model().objects.none(), help_text="Yourself or one of your reports."
     )
-    entitlement = forms.ModelChoiceField(queryset=Entitlement.objects.select_related("tier"))
+    entitlement = EntitlementChoiceField(queryset=Entitlement.objects.select_related("tier"))
     duration_minutes = forms.IntegerField(
         min_value=1, help_text="Capped per entitlement (shown in the list)."
     )
@@ -51,9 +56,6 @@ class AccessRequestForm(forms.Form):
         beneficiary = self.fields["beneficiary"]
         assert isinstance(beneficiary, forms.ModelChoiceField)
         beneficiary.queryset = people.order_by("username")
-        entitlement = self.fields["entitlement"]
-        assert isinstance(entitlement, forms.ModelChoiceField)
-        entitlement.label_from_instance = lambda e: f"{e} — tier {e.tier.level}, up to {e.cap_minutes()} min"
 
 
 class ApprovalInline(admin.TabularInline):
