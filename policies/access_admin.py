@@ -167,9 +167,9 @@ class AccessRequestAdmin(admin.ModelAdmin):
             return redirect("admin:policies_access_waiting")
         waiting = (
             AccessRequest.objects.filter(state=RequestState.PENDING_APPROVAL)
-            .exclude(requester=request.user)
-            .exclude(beneficiary=request.user)
-            .exclude(approvals__approver=request.user)
+            .exclude(requester_id=request.user.pk)
+            .exclude(beneficiary_id=request.user.pk)
+            .exclude(approvals__approver_id=request.user.pk)
             .select_related("entitlement__tier", "requester", "beneficiary")
             .order_by("created_at")
         )
