@@ -58,3 +58,22 @@ def open_case(api, subject, enrolled, default_policy):
         return response.json()
 
     return open_
+
+
+@pytest.fixture
+def approve_by_push(api, api_as, subject):
+    """The agent pushes, the subject types the number in: the case's one factor passes."""
+
+    def approve(case_id: int) -> dict:
+        push = api.post(
+            f"/api/v1/verifications/{case_id}/challenges/", {"method": "push"}, format="json"
+        ).json()
+        answer = api_as(subject).post(
+            f"/api/v1/me/challenges/{push['id']}/",
+            {"decision": "approve", "number": push["match_number"]},
+            format="json",
+        )
+        assert answer.json()["state"] == "passed", answer.json()
+        return push
+
+    return approve

@@ -150,14 +150,9 @@ def test_stale_cases_expire_on_their_own(open_case, api, time_machine):
     assert response.status_code == 409
 
 
-def test_verified_case_expires_when_its_window_passes(open_case, api, api_as, subject, time_machine):
+def test_verified_case_expires_when_its_window_passes(open_case, api, approve_by_push, time_machine):
     case = open_case()
-    push = challenge(api, case["id"], "push").json()
-    api_as(subject).post(
-        f"/api/v1/me/challenges/{push['id']}/",
-        {"decision": "approve", "number": push["match_number"]},
-        format="json",
-    )
+    approve_by_push(case["id"])
     time_machine.shift(timedelta(minutes=11))
     response = api.post(f"/api/v1/verifications/{case['id']}/execute/", {}, format="json")
     assert response.status_code == 409 and "window" in response.json()["detail"]
