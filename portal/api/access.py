@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from policies.access import access_request_cancel, access_request_decide, access_request_submit
 from policies.grants import grant_revoke
 from policies.models import AccessRequest, Entitlement, Grant
+from portal.api.parsing import parsed
 
 
 class EntitlementSerializer(serializers.ModelSerializer):
@@ -71,9 +72,8 @@ def requests_visible_to(user: Any) -> QuerySet[AccessRequest]:
 class AccessRequestListView(APIView):
     @extend_schema(request=AccessRequestInSerializer, responses={201: AccessRequestOutSerializer})
     def post(self, request: Request) -> Response:
-        data = AccessRequestInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        created = access_request_submit(requester=request.user, **data.validated_data)
+        data = parsed(AccessRequestInSerializer, request.data)
+        created = access_request_submit(requester=request.user, **data)
         return Response(AccessRequestOutSerializer(created).data, status=status.HTTP_201_CREATED)
 
 
@@ -95,15 +95,14 @@ class ApprovalDecisionInSerializer(serializers.Serializer):
 
 
 def _decide(request: Request, request_id: int, approve: bool) -> Response:
-    data = ApprovalDecisionInSerializer(data=request.data)
-    data.is_valid(raise_exception=True)
+    data = parsed(ApprovalDecisionInSerializer, request.data)
     found = get_object_or_404(AccessRequest.objects.all(), pk=request_id)
     decided = access_request_decide(
         request=found,
         approver=request.user,
         approve=approve,
-        comment=data.validated_data["comment"],
-        step_up_code=data.validated_data["step_up_code"],
+        comment=data["comment"],
+        step_up_code=data["step_up_code"],
     )
     return Response(AccessRequestOutSerializer(decided).data)
 
@@ -178,11 +177,8 @@ class RevokeInSerializer(serializers.Serializer):
 class GrantRevokeView(APIView):
     @extend_schema(request=RevokeInSerializer, responses=GrantSerializer)
     def post(self, request: Request, grant_id: int) -> Response:
-        data = RevokeInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = parsed(RevokeInSerializer, request.data)
         grant = get_object_or_404(Grant.objects.all(), pk=grant_id)
         return Response(
-            GrantSerializer(
-                grant_revoke(grant=grant, actor=request.user, reason=data.validated_data["reason"])
-            ).data
+            GrantSerializer(grant_revoke(grant=grant, actor=request.user, reason=data["reason"])).data
         )

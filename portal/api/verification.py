@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from policies.services import verification_open
+from portal.api.parsing import parsed
 from verification.actions import action_execute
 from verification.cases import case_cancel, case_escalate
 from verification.challenges import attempts_left, challenge_answer, challenge_create, public_state
@@ -79,7 +80,6 @@ class CaseOutSerializer(serializers.Serializer):
         return factors_passed(case)
 
 
-
 class CaseDetailSerializer(CaseOutSerializer):
     """The case as an agent follows it: its challenges and the subject's factors (no secrets)."""
 
@@ -105,9 +105,8 @@ class CaseInSerializer(serializers.Serializer):
 class VerificationListView(APIView):
     @extend_schema(request=CaseInSerializer, responses={201: CaseOutSerializer})
     def post(self, request: Request) -> Response:
-        data = CaseInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        data = parsed(CaseInSerializer, request.data)
+        values = data
         case = verification_open(
             subject=values["subject"],
             agent=request.user,
@@ -137,13 +136,12 @@ class ChallengeInSerializer(serializers.Serializer):
 class ChallengeCreateView(APIView):
     @extend_schema(request=ChallengeInSerializer, responses={201: ChallengeOutSerializer})
     def post(self, request: Request, case_id: int) -> Response:
-        data = ChallengeInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = parsed(ChallengeInSerializer, request.data)
         challenge = challenge_create(
             case=_case_for(request, case_id),
-            method=data.validated_data["method"],
+            method=data["method"],
             actor=request.user,
-            device_id=data.validated_data.get("device") or None,
+            device_id=data.get("device") or None,
         )
         return Response(ChallengeOutSerializer(challenge).data, status=status.HTTP_201_CREATED)
 
@@ -160,14 +158,11 @@ class AnswerOutSerializer(serializers.Serializer):
 class ChallengeAnswerView(APIView):
     @extend_schema(request=AnswerInSerializer, responses=AnswerOutSerializer)
     def post(self, request: Request, challenge_id: int) -> Response:
-        data = AnswerInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = parsed(AnswerInSerializer, request.data)
         challenge = get_object_or_404(
             Challenge.objects.filter(case__in=cases_visible_to(request.user)), pk=challenge_id
         )
-        challenge = challenge_answer(
-            challenge=challenge, code=data.validated_data["code"], actor=request.user
-        )
+        challenge = challenge_answer(challenge=challenge, code=data["code"], actor=request.user)
         return Response({"state": public_state(challenge), "attempts_left": attempts_left(challenge)})
 
 
@@ -183,11 +178,8 @@ class ExecuteOutSerializer(serializers.Serializer):
 class VerificationExecuteView(APIView):
     @extend_schema(request=ExecuteInSerializer, responses=ExecuteOutSerializer)
     def post(self, request: Request, case_id: int) -> Response:
-        data = ExecuteInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        case = action_execute(
-            case=_case_for(request, case_id), actor=request.user, params=data.validated_data["params"]
-        )
+        data = parsed(ExecuteInSerializer, request.data)
+        case = action_execute(case=_case_for(request, case_id), actor=request.user, params=data["params"])
         return Response({"state": case.state, "result": case.execution_result})
 
 
@@ -198,23 +190,19 @@ class NoteInSerializer(serializers.Serializer):
 class VerificationEscalateView(APIView):
     @extend_schema(request=NoteInSerializer, responses=CaseOutSerializer)
     def post(self, request: Request, case_id: int) -> Response:
-        data = NoteInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        case = case_escalate(
-            case=_case_for(request, case_id), actor=request.user, note=data.validated_data["note"]
-        )
+        data = parsed(NoteInSerializer, request.data)
+        case = case_escalate(case=_case_for(request, case_id), actor=request.user, note=data["note"])
         return Response(CaseOutSerializer(case).data)
 
 
 class VerificationCancelView(APIView):
     @extend_schema(request=NoteInSerializer, responses=CaseOutSerializer)
     def post(self, request: Request, case_id: int) -> Response:
-        data = NoteInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = parsed(NoteInSerializer, request.data)
         case = case_cancel(
             case=_case_for(request, case_id),
             actor=request.user,
-            reason=data.validated_data["note"] or "cancelled by the agent",
+            reason=data["note"] or "cancelled by the agent",
         )
         return Response(CaseOutSerializer(case).data)
 
@@ -246,13 +234,12 @@ class DecisionInSerializer(serializers.Serializer):
 class MyChallengeDecideView(APIView):
     @extend_schema(request=DecisionInSerializer, responses=AnswerOutSerializer)
     def post(self, request: Request, challenge_id: int) -> Response:
-        data = DecisionInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = parsed(DecisionInSerializer, request.data)
         challenge = get_object_or_404(Challenge.objects.filter(recipient_id=request.user.pk), pk=challenge_id)
         challenge = push_decide(
             challenge=challenge,
             user=request.user,
-            decision=data.validated_data["decision"],
-            number=data.validated_data["number"],
+            decision=data["decision"],
+            number=data["number"],
         )
         return Response({"state": public_state(challenge), "attempts_left": attempts_left(challenge)})
