@@ -29,7 +29,7 @@ from django.utils.safestring import SafeString
 
 from audit.export import FORMATS, default_fields, export_response
 from audit.models import AuditEvent
-from audit.selectors import distinct_values, events_for
+from audit.selectors import NEWEST_FIRST, distinct_values, events_for
 from audit.services import record
 
 COUNT_PAGES = 100
@@ -43,7 +43,8 @@ class BoundedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         cap = COUNT_PAGES * self.per_page
-        found = cast(QuerySet[Any], self.object_list)[: cap + 1].count()
+        # Unordered: any cap + 1 matching rows will do, so the database may stop at the first it finds.
+        found = cast(QuerySet[Any], self.object_list).order_by()[: cap + 1].count()
         self.capped = found > cap
         return min(found, cap)
 
@@ -99,6 +100,10 @@ class PeriodFilter(admin.SimpleListFilter):
     title = "period"
     parameter_name = "period"
 
+    def __init__(self, request: HttpRequest, params: Any, model: Any, model_admin: Any) -> None:
+        self.model_admin = model_admin
+        super().__init__(request, params, model, model_admin)
+
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [
             ("24h", "Last 24 hours"),
@@ -114,10 +119,6 @@ class PeriodFilter(admin.SimpleListFilter):
             return queryset
         field = self.model_admin.date_hierarchy
         return queryset.filter(**{f"{field}__gte": bounds[0], f"{field}__lt": bounds[1]})
-
-    def __init__(self, request: HttpRequest, params: Any, model: Any, model_admin: Any) -> None:
-        self.model_admin = model_admin
-        super().__init__(request, params, model, model_admin)
 
 
 def period_bounds(name: str, now: datetime) -> tuple[datetime, datetime] | None:
@@ -135,6 +136,11 @@ def period_bounds(name: str, now: datetime) -> tuple[datetime, datetime] | None:
         previous = (month_start - timedelta(days=1)).replace(day=1)
         return previous, month_start
     return None
+
+
+def _has_nul(request: HttpRequest) -> bool:
+    """PostgreSQL refuses NUL in text; Django would only find out when the query runs (a 500)."""
+    return any("\x00" in value for _, values in request.GET.lists() for value in values)
 
 
 class EvidenceAdmin(admin.ModelAdmin):
@@ -176,6 +182,16 @@ class EvidenceAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        if _has_nul(request):
+            return self._back_to_list()
+        return super().changelist_view(request, extra_context)
+
+    def _back_to_list(self) -> HttpResponseRedirect:
+        """Where Django sends a changelist request it cannot filter by."""
+        changelist_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+        return HttpResponseRedirect(f"{changelist_url}?e=1")
+
     def get_export_fields(self) -> Sequence[str]:
         return self.export_fields or default_fields(self.model)
 
@@ -185,11 +201,12 @@ class EvidenceAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if fmt not in FORMATS:
             raise Http404(f"no export format {fmt!r}")
+        if _has_nul(request):
+            return self._back_to_list()
         try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
-            changelist_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
-            return HttpResponseRedirect(f"{changelist_url}?e=1")
+            return self._back_to_list()
         return self._export(request, changelist.queryset, fmt, scope=request.GET.urlencode())
 
     @admin.action(description="Export selected as CSV")
@@ -246,6 +263,7 @@ class AuditEventAdmin(EvidenceAdmin):
         ActorFilter,
         SubjectFilter,
     )
+    ordering = NEWEST_FIRST
     # Sorting by an unindexed column would sort the whole table for one page.
     sortable_by = ("seq", "at")
     search_fields = ("actor",)

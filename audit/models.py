@@ -54,7 +54,11 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-seq"]
-        indexes = [models.Index(fields=["target_type", "target_id", "seq"], name="audit_target_idx")]
+        indexes = [
+            models.Index(fields=["target_type", "target_id", "seq"], name="audit_target_idx"),
+            # The admin's search matches a request id exactly; without it the search scans every row.
+            models.Index(fields=["request_id"], name="audit_request_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.verb} {self.outcome} by {self.actor or '-'}"

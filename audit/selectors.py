@@ -10,6 +10,12 @@ from django.db.models import Q, QuerySet
 from audit.models import AuditEvent
 
 TIMELINE_LIMIT = 500
+# Newest first, for every listing of events (admin, API, exports). By time, then
+# chain position: on millions of rows, `-seq` alone made PostgreSQL walk the seq
+# index backwards through every row newer than a date range (0.3-0.5 s); by
+# `at` the same query reads the `at` index from the range's end (under 1 ms).
+# `at` is taken under the chain lock, so it agrees with `seq`; `seq` breaks ties.
+NEWEST_FIRST = ("-at", "-seq")
 
 
 def events_between(since: Any, until: Any) -> QuerySet[AuditEvent]:

@@ -5,7 +5,7 @@ Rules only ever raise the tier or block. The requester's title, department,
 seniority or urgency are not inputs at all: there is no fast lane to ask for.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -74,43 +74,18 @@ class RuleSpec:
     business_end: time = time(18, 0)
     business_days: frozenset[int] = frozenset(range(5))
 
+    # Derived once per rule, not per decision.
     @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-
-@dataclass(frozen=True)
-class PolicySnapshot:
-    version: str
-    tiers: tuple[TierSpec, ...]  # sorted by level
-    actions: dict[str, ActionSpec]
-    rules: tuple[RuleSpec, ...]  # sorted by id: the order escalations apply in
-
-    def tier_index(self, level: int) -> int:
-        """Position of the lowest tier at or above `level` (the top one if none is)."""
-        for index, tier in enumerate(self.tiers):
-            if tier.level >= level:
-                return index
-        return len(self.tiers) - 1
+    @cached_property
+    def window(self) -> timedelta:
+        return timedelta(hours=self.window_hours)
 
     @cached_property
-    def _rules_by_action(self) -> "dict[str, tuple[tuple[RuleSpec, RuleCheck], ...]]":
-        # Resolved once per snapshot: which rules concern each action, and their checks.
-        return {
-            code: tuple(
-                (rule, _CHECKS[rule.signal])
-                for rule in self.rules
-                if not rule.actions or code in rule.actions
-            )
-            for code in self.actions
-        }
-
-    def rules_for(self, action: str) -> tuple[tuple[RuleSpec, "RuleCheck"], ...]:
-        return self._rules_by_action.get(action, ())
-
-    @property
-    def longest_window_hours(self) -> int:
-        return max((rule.window_hours for rule in self.rules), default=0)
+    def recency(self) -> timedelta:
+        return timedelta(days=self.threshold)
 
 
 @dataclass(frozen=True)
@@ -148,13 +123,70 @@ class UnknownAction(ValueError):
 RuleCheck = Callable[[RuleSpec, PolicyInput], str | None]
 
 
-def _count_within(times: Iterable[datetime], at: datetime, hours: int) -> int:
-    since = at - timedelta(hours=hours)
-    return sum(1 for moment in times if since <= moment <= at)
+@dataclass(frozen=True)
+class _Step:
+    """A rule as one action applies it, with its tier arithmetic resolved."""
+
+    rule: RuleSpec
+    check: RuleCheck
+    # Tier index the rule raises to (escalate to), or how many tiers up (escalate by).
+    target: int
+    by: int
 
 
-def _days_between(earlier: datetime, later: datetime) -> float:
-    return (later - earlier).total_seconds() / 86400
+@dataclass(frozen=True)
+class _Plan:
+    base: int
+    base_reason: str
+    steps: tuple[_Step, ...]
+
+
+@dataclass(frozen=True)
+class PolicySnapshot:
+    version: str
+    tiers: tuple[TierSpec, ...]  # sorted by level
+    actions: dict[str, ActionSpec]
+    rules: tuple[RuleSpec, ...]  # sorted by id: the order escalations apply in
+
+    def tier_index(self, level: int) -> int:
+        """Position of the lowest tier at or above `level` (the top one if none is)."""
+        for index, tier in enumerate(self.tiers):
+            if tier.level >= level:
+                return index
+        return len(self.tiers) - 1
+
+    @cached_property
+    def _plans(self) -> dict[str, _Plan]:
+        # Resolved once per snapshot, so a decision only runs the checks.
+        plans = {}
+        for code, action in self.actions.items():
+            base = self.tier_index(action.base_level)
+            steps = tuple(
+                _Step(
+                    rule=rule,
+                    check=_CHECKS[rule.signal],
+                    target=self.tier_index(rule.target_level or 0),
+                    by=max(rule.levels, 0) if rule.effect is Effect.ESCALATE_BY else 0,
+                )
+                for rule in self.rules
+                if not rule.actions or code in rule.actions
+            )
+            tier = self.tiers[base]
+            plans[code] = _Plan(base, f"{action.name}: base tier {tier.level} ({tier.name})", steps)
+        return plans
+
+    @property
+    def longest_window_hours(self) -> int:
+        return max((rule.window_hours for rule in self.rules), default=0)
+
+
+def _count_within(times: tuple[datetime, ...], at: datetime, window: timedelta) -> int:
+    since = at - window
+    count = 0
+    for moment in times:
+        if since <= moment <= at:
+            count += 1
+    return count
 
 
 def _subject_privileged(rule: RuleSpec, data: PolicyInput) -> str | None:
@@ -163,14 +195,14 @@ def _subject_privileged(rule: RuleSpec, data: PolicyInput) -> str | None:
 
 def _factor_recently_enrolled(rule: RuleSpec, data: PolicyInput) -> str | None:
     enrolled = data.newest_factor_enrolled_at
-    if enrolled is not None and _days_between(enrolled, data.at) < rule.threshold:
+    if enrolled is not None and data.at - enrolled < rule.recency:
         return f"a factor was enrolled less than {rule.threshold} day(s) ago"
     return None
 
 
 def _contact_recently_changed(rule: RuleSpec, data: PolicyInput) -> str | None:
     changed = data.contact_changed_at
-    if changed is not None and _days_between(changed, data.at) < rule.threshold:
+    if changed is not None and data.at - changed < rule.recency:
         return f"contact details changed less than {rule.threshold} day(s) ago"
     return None
 
@@ -184,7 +216,7 @@ def _off_hours(rule: RuleSpec, data: PolicyInput) -> str | None:
 
 
 def _velocity(rule: RuleSpec, data: PolicyInput) -> str | None:
-    count = _count_within(data.recent_case_times, data.at, rule.window_hours)
+    count = _count_within(data.recent_case_times, data.at, rule.window)
     if count >= rule.threshold:
         return f"{count} case(s) for this subject in {rule.window_hours} h (limit {rule.threshold})"
     return None
@@ -199,7 +231,7 @@ def _contact_channel(rule: RuleSpec, data: PolicyInput) -> str | None:
 
 
 def _recent_failed_cases(rule: RuleSpec, data: PolicyInput) -> str | None:
-    count = _count_within(data.recent_failed_case_times, data.at, rule.window_hours)
+    count = _count_within(data.recent_failed_case_times, data.at, rule.window)
     if count >= rule.threshold:
         return f"{count} failed case(s) for this subject in {rule.window_hours} h"
     return None
@@ -219,42 +251,43 @@ _CHECKS: dict[Signal, RuleCheck] = {
 
 
 def decide(snapshot: PolicySnapshot, data: PolicyInput) -> Decision:
-    """1. Start at the action's base tier.
+    """1. Start at the action's base tier (or the input's floor, if higher).
     2. Apply every firing rule in id order; each may only move the tier up
        (by N levels, or to a named tier if that is higher) or block.
     3. Return the tier, whether blocked, and one reason per rule that mattered."""
-    action = snapshot.actions.get(data.action)
-    if action is None or not snapshot.tiers:
+    plan = snapshot._plans.get(data.action) if snapshot.tiers else None
+    if plan is None:
         raise UnknownAction(f"no policy for action {data.action!r}")
-    index = snapshot.tier_index(action.base_level)
-    reasons = [f"{action.name}: base tier {snapshot.tiers[index].level} ({snapshot.tiers[index].name})"]
-    if data.floor_level and snapshot.tier_index(data.floor_level) > index:
-        index = snapshot.tier_index(data.floor_level)
-        tier = snapshot.tiers[index]
-        reasons.append(f"raised to tier {tier.level} ({tier.name}): {data.floor_reason or 'required'}")
+    tiers = snapshot.tiers
+    top = len(tiers) - 1
+    index = plan.base
+    reasons = [plan.base_reason]
+    if data.floor_level and (floor := snapshot.tier_index(data.floor_level)) > index:
+        index = floor
+        reasons.append(
+            f"raised to tier {tiers[index].level} ({tiers[index].name}): {data.floor_reason or 'required'}"
+        )
     blocked = False
-    top = len(snapshot.tiers) - 1
-    for rule, check in snapshot.rules_for(data.action):
-        why = check(rule, data)
+    for step in plan.steps:
+        why = step.check(step.rule, data)
         if why is None:
             continue
+        rule = step.rule
         if rule.effect is Effect.BLOCK:
             blocked = True
             reasons.append(f"blocked by rule '{rule.name}': {why}")
             continue
-        if rule.effect is Effect.ESCALATE_BY:
-            target = min(index + max(rule.levels, 0), top)
-        else:
-            target = snapshot.tier_index(rule.target_level if rule.target_level is not None else 0)
+        target = min(index + step.by, top) if rule.effect is Effect.ESCALATE_BY else step.target
         if target > index:
             index = target
-            tier = snapshot.tiers[index]
-            reasons.append(f"escalated to tier {tier.level} ({tier.name}) by rule '{rule.name}': {why}")
+            reasons.append(
+                f"escalated to tier {tiers[index].level} ({tiers[index].name}) by rule '{rule.name}': {why}"
+            )
         else:
-            reasons.append(f"rule '{rule.name}' applies ({why}); tier already {snapshot.tiers[index].level}")
+            reasons.append(f"rule '{rule.name}' applies ({why}); tier already {tiers[index].level}")
     return Decision(
         action=data.action,
-        tier=snapshot.tiers[index],
+        tier=tiers[index],
         blocked=blocked,
         reasons=tuple(reasons),
         policy_version=snapshot.version,

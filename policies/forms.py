@@ -38,6 +38,25 @@ class RiskTierForm(forms.ModelForm):
             "notify_security",
             "cooling_off_hours",
         )
+        help_texts = {
+            "name": "Shown to agents and in every decision's reasons.",
+            "require_manager_attestation": "The subject's manager confirms the request as one of the steps.",
+            "require_id_proofing": "Identity is checked by the ID-proofing provider as one of the steps.",
+            "approvals_required": "Approvers needed for an access grant at this tier "
+            "(never the requester, never the beneficiary).",
+        }
+
+
+SIGNAL_HELP = {
+    Signal.SUBJECT_PRIVILEGED: "the subject is marked privileged",
+    Signal.FACTOR_RECENTLY_ENROLLED: "the subject's newest factor is younger than threshold days",
+    Signal.CONTACT_RECENTLY_CHANGED: "the subject's email or phone changed less than threshold days ago",
+    Signal.OFF_HOURS: "the request comes outside the business days and hours, in the time zone",
+    Signal.VELOCITY: "threshold or more cases for the subject within window hours",
+    Signal.REQUESTER_NOT_SUBJECT: "someone asks on the subject's behalf",
+    Signal.CONTACT_CHANNEL: "the request comes over one of the channels (voice and chat are deepfake-prone)",
+    Signal.RECENT_FAILED_CASES: "threshold or more failed cases for the subject within window hours",
+}
 
 
 class RiskRuleForm(forms.ModelForm):
@@ -73,7 +92,13 @@ class RiskRuleForm(forms.ModelForm):
             "business_end",
             "business_days",
         )
-        help_texts = {"signal": "; ".join(s.value for s in Signal)}
+        help_texts = {
+            "name": "Shown in every decision's reasons when the rule fires.",
+            "enabled": "Only enabled rules are part of the policy.",
+            "signal": "Fires when: "
+            + "; ".join(f"{signal.value.replace('_', ' ')}: {why}" for signal, why in SIGNAL_HELP.items()),
+            "effect": "Raise by a number of tiers, raise to a tier (never lowers), or refuse outright.",
+        }
 
 
 class SimulateForm(forms.Form):

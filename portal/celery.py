@@ -17,6 +17,8 @@ app.conf.beat_schedule = {
     "challenges-sweep": {"task": "verification.tasks.challenges_sweep", "schedule": 30.0},
     # Open cases past their deadline and verified cases never used expire on their own.
     "cases-expire": {"task": "verification.tasks.cases_expire", "schedule": 60.0},
+    # Notices and IdP webhooks that never left (broker or gateway away) are sent again.
+    "deliveries-sweep": {"task": "verification.tasks.deliveries_sweep", "schedule": 30.0},
     # Grants end on time even if a worker missed the ETA task; expiry notices go out.
     "grants-sweep": {"task": "policies.tasks.grants_sweep", "schedule": settings.GRANT_SWEEP_SECONDS},
     # Access requests nobody answered expire after the configured wait.

@@ -2,7 +2,7 @@
 and action — checked here, in the service, whoever calls it (DESIGN "verification")."""
 
 from collections.abc import Callable
-from functools import partial
+from datetime import datetime, timedelta
 from typing import Any
 
 import phonenumbers
@@ -15,24 +15,26 @@ from django.utils import timezone
 from audit.models import Outcome
 from audit.services import record
 from verification.cases import case_event, lock_case
+from verification.channels import DeliveryError, webhook_post
 from verification.devices import DEVICE_METHODS, mask_email, mask_phone
 from verification.errors import BadRequest, NotAllowed, WrongState
-from verification.links import link_issue
 from verification.models import CaseState, OneTimeLink, Purpose, VerificationCase
-from verification.notices import notice_to, sms_notice
+from verification.notices import DELIVERY_LEASE, enqueue_on_commit, notice_email, notice_to, sms_notice
 
 Executor = Callable[[VerificationCase, dict[str, Any]], dict[str, Any]]
 
 
-def _link_email(case: VerificationCase, kind: str, path: str, headline: str, label: str) -> dict[str, Any]:
-    token = link_issue(case=case, kind=kind)
+def _link_email(case: VerificationCase, kind: str, headline: str, label: str) -> dict[str, Any]:
+    """The link itself is made when the email goes out: the agent, the database and
+    the broker never hold it in clear."""
     notice_to(
         case.subject,
         headline=headline,
         message=f"The service desk ({case.agent.get_username()}, ticket {case.ticket or 'none'}) "
         "verified you and sent this link. It works once, for 20 minutes.",
-        link=f"{settings.PORTAL_URL}/verify/{path}/{token}/",
         link_label=label,
+        case=case,
+        link_kind=kind,
     )
     return {"message": f"Link sent to {mask_email(case.subject.email)}"}
 
@@ -40,21 +42,20 @@ def _link_email(case: VerificationCase, kind: str, path: str, headline: str, lab
 def _password_reset(case: VerificationCase, params: dict[str, Any]) -> dict[str, Any]:
     if not case.subject.email:
         raise BadRequest("the subject has no email address for the reset link", code="no_email")
-    return _link_email(
-        case, OneTimeLink.Kind.PASSWORD_RESET, "reset", "Reset your password", "Choose a new password"
-    )
+    return _link_email(case, OneTimeLink.Kind.PASSWORD_RESET, "Reset your password", "Choose a new password")
 
 
 def _device_enrollment(case: VerificationCase, params: dict[str, Any]) -> dict[str, Any]:
     if not case.subject.email:
         raise BadRequest("the subject has no email address for the enrolment link", code="no_email")
-    return _link_email(case, OneTimeLink.Kind.ENROLMENT, "enrol", "Enrol a new authenticator", "Enrol now")
+    return _link_email(case, OneTimeLink.Kind.ENROLMENT, "Enrol a new authenticator", "Enrol now")
 
 
 def _mfa_reset(case: VerificationCase, params: dict[str, Any]) -> dict[str, Any]:
     removed = 0
     for model, _ in DEVICE_METHODS:
-        removed += model.objects.filter(user=case.subject).delete()[0]
+        # Count devices, not the backup codes deleted with them.
+        removed += model.objects.filter(user=case.subject).delete()[1].get(model._meta.label, 0)
     result = _device_enrollment(case, params)
     return {**result, "factors_removed": removed}
 
@@ -87,12 +88,6 @@ def _contact_change(case: VerificationCase, params: dict[str, Any]) -> dict[str,
         if not phonenumbers.is_valid_number(parsed):
             raise BadRequest(f"bad phone {phone!r}", code="bad_phone")
         phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    # The old address hears of the change too: it is the independent channel.
-    notice_to(
-        subject,
-        headline="Your contact details changed",
-        message=f"Changed by the service desk ({case.agent.get_username()}, ticket {case.ticket or 'none'}).",
-    )
     subject.email = email or subject.email
     subject.phone = phone or subject.phone
     subject.contact_changed_at = timezone.now()
@@ -108,9 +103,7 @@ def _webhook(case: VerificationCase, params: dict[str, Any]) -> dict[str, Any]:
     """IdP automation: a signed POST by the worker, retried; the result lands on the case."""
     if not settings.ACTION_WEBHOOK_URL:
         return {"message": "no IdP webhook configured: complete this action by hand", "delivery": "manual"}
-    from verification.tasks import action_webhook_deliver
-
-    transaction.on_commit(partial(action_webhook_deliver.delay, case.pk))
+    enqueue_on_commit("action_webhook_deliver", case.pk)
     return {"message": "sent to the identity provider", "delivery": "queued"}
 
 
@@ -168,20 +161,92 @@ def action_execute(
 
 
 def _execute(case: VerificationCase, actor: Any, params: dict[str, Any], now: Any) -> VerificationCase:
+    subject = case.subject
+    # Told at the addresses held before the action: a contact change must not
+    # announce itself only to the new (perhaps the attacker's) address.
+    email_before, phone_before = subject.email, subject.phone
     result = EXECUTORS[case.action](case, params)
     case.state, case.consumed_at, case.execution_result = CaseState.EXECUTED, now, result
     case.save(update_fields=["state", "consumed_at", "execution_result"])
     case_event("action_executed", case, actor=actor, data=result)
     what = case.action.replace("_", " ")
-    notice_to(
-        case.subject,
-        headline=f"{what.capitalize()} done on your account",
-        message=f"{what.capitalize()} was carried out by {case.agent.get_username()} on ticket "
-        f"{case.ticket or 'none'} after you were verified.",
-    )
-    sms_notice(
-        case.subject.phone,
-        f"Vigil: {what} done by {case.agent.get_username()} (ticket "
-        f"{case.ticket or 'none'}). Not you? Tell your security team.",
-    )
+    by = f"by {case.agent.get_username()} on ticket {case.ticket or 'none'}"
+    if email_before:
+        notice_email(
+            email_before,
+            name=subject.get_full_name() or subject.get_username(),
+            headline=f"{what.capitalize()} done on your account",
+            message=f"{what.capitalize()} was carried out {by} after you were verified.",
+        )
+    sms_notice(phone_before, f"Vigil: {what} done {by}. Not you? Tell your security team.")
     return case
+
+
+def action_webhook_deliver(*, case_id: int, attempt: int = 1) -> bool:
+    """POST an executed action to the IdP automation; safe to run twice.
+
+    1. Claim under the case lock: an executed webhook action not yet delivered and
+       not held by a live worker (a lease in `execution_result`).
+    2. POST the signed payload outside any transaction.
+    3. Record the outcome on the case and the trail; raise DeliveryError to retry."""
+    now = timezone.now()
+    with transaction.atomic():
+        case = lock_case(VerificationCase(pk=case_id))
+        result = case.execution_result
+        lease = result.get("claimed_until")
+        if (
+            case.state != CaseState.EXECUTED
+            or result.get("delivery") not in {"queued", "failed", "sending"}
+            or (lease and datetime.fromisoformat(lease) > now)
+        ):
+            return False
+        lease_end = (now + DELIVERY_LEASE).isoformat()
+        case.execution_result = {**result, "delivery": "sending", "claimed_until": lease_end}
+        case.save(update_fields=["execution_result"])
+    payload = {
+        "case": case.pk,
+        "action": case.action,
+        "subject": case.subject.get_username(),
+        "agent": case.agent.get_username(),
+        "ticket": case.ticket,
+        "verified_at": case.verified_at.isoformat() if case.verified_at else None,
+        "executed_at": case.consumed_at.isoformat() if case.consumed_at else None,
+    }
+    try:
+        status = webhook_post(
+            url=settings.ACTION_WEBHOOK_URL, payload=payload, secret=settings.ACTION_WEBHOOK_SECRET
+        )
+    except DeliveryError as exc:
+        failure = {"delivery": "failed", "error": str(exc)[:200], "attempt": attempt}
+        _record_delivery(case, failure, Outcome.FAILURE)
+        raise
+    _record_delivery(case, {"delivery": "delivered", "status": status, "attempt": attempt}, Outcome.SUCCESS)
+    return True
+
+
+def _record_delivery(case: VerificationCase, outcome_data: dict[str, Any], outcome: str) -> None:
+    with transaction.atomic():
+        locked = lock_case(case)
+        result = {key: value for key, value in locked.execution_result.items() if key != "claimed_until"}
+        locked.execution_result = {**result, **outcome_data, "at": timezone.now().isoformat()}
+        locked.save(update_fields=["execution_result"])
+        case_event("action_delivery", locked, outcome=outcome, data=outcome_data)
+
+
+def action_webhooks_sweep(now: datetime | None = None) -> int:
+    """Beat: enqueue webhook actions that never left (broker away) or whose worker died."""
+    now = now or timezone.now()
+    candidates = VerificationCase.objects.filter(
+        state=CaseState.EXECUTED,
+        execution_result__delivery__in=["queued", "sending"],
+        consumed_at__lte=now - timedelta(seconds=settings.VERIFICATION_REDISPATCH_AFTER_SECONDS),
+    ).values_list("pk", "execution_result")
+    from verification.tasks import action_webhook_deliver as task
+
+    count = 0
+    for case_id, result in candidates:
+        lease = result.get("claimed_until")
+        if lease is None or datetime.fromisoformat(lease) <= now:
+            task.delay(case_id)
+            count += 1
+    return count

@@ -4,10 +4,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from django_otp.plugins.otp_static.admin import StaticDeviceAdmin
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from verification.models import Challenge, PushDevice, SMSDevice, SubjectHold, VerificationCase
+from verification.models import Challenge, Notice, PushDevice, SMSDevice, SubjectHold, VerificationCase
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -147,5 +149,30 @@ class KeylessTOTPDeviceAdmin(TOTPDeviceAdmin):
         return admin.ModelAdmin.get_urls(self)
 
 
+class CodelessStaticDeviceAdmin(StaticDeviceAdmin):
+    """django-otp's backup-code admin without its token inline: backup codes are shown
+    once, to their owner, by `enroll_factor`, and never again."""
+
+    inlines: list[Any] = []
+
+    def get_inline_instances(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        return []
+
+
+@admin.register(Notice)
+class NoticeAdmin(ReadOnlyAdmin):
+    """The outbox: what was sent to whom, and what is still waiting. No secret is
+    stored here (one-time links are made when a message is sent)."""
+
+    list_display = ("id", "created_at", "medium", "to", "headline", "state", "attempts", "sent_at", "error")
+    list_filter = ("state", "medium")
+    date_hierarchy = "created_at"
+    search_fields = ("=to",)
+    raw_id_fields = ("case",)
+    exclude = ("claimed_until",)
+
+
 admin.site.unregister(TOTPDevice)
 admin.site.register(TOTPDevice, KeylessTOTPDeviceAdmin)
+admin.site.unregister(StaticDevice)
+admin.site.register(StaticDevice, CodelessStaticDeviceAdmin)

@@ -1,16 +1,20 @@
 """Verification cases: open, evaluate, cancel, expire (DESIGN "verification")."""
 
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from audit.models import Outcome
 from audit.services import record
-from verification.errors import NotAllowed, WrongState
+from verification.errors import BadRequest, NotAllowed, VerificationError, WrongState
 from verification.models import CaseState, Challenge, ChallengeState, IdProofing, Purpose, VerificationCase
 from verification.notices import notice_security
 from verification.purposes import notify_verified
@@ -48,7 +52,33 @@ def case_event(
     )
 
 
-@transaction.atomic
+@contextmanager
+def refusals_audited(verb: str, case: VerificationCase | None = None, **event: Any) -> Iterator[None]:
+    """Record a refused request as `blocked` and re-raise. Used around a service's
+    transaction, so the record survives the rollback of whatever the request began."""
+    try:
+        yield
+    except VerificationError as exc:
+        data = {**event.pop("data", {}), "code": exc.code, "reason": str(exc)}
+        if case is not None:
+            case_event(verb, case, outcome=Outcome.BLOCKED, actor=event.get("actor"), data=data)
+        else:
+            record(verb, outcome=Outcome.BLOCKED, data=data, **event)
+        raise
+
+
+def _requirements_problem(requirements: Requirements) -> str:
+    if requirements.factors < 0 or requirements.max_attempts < 1 or requirements.challenge_ttl_seconds < 1:
+        return "factors must be ≥ 0, max_attempts and challenge_ttl_seconds ≥ 1"
+    if requirements.verification_window_minutes < 1:
+        return "verification_window_minutes must be ≥ 1"
+    if requirements.factors and not requirements.factor_methods:
+        return "factors are required but no factor method is allowed"
+    if not (requirements.factors or requirements.manager_attestation or requirements.id_proofing):
+        return "no proof is required at all"
+    return ""
+
+
 def case_open(
     *,
     subject: Any,
@@ -62,13 +92,60 @@ def case_open(
     lost_factors: bool = False,
 ) -> VerificationCase:
     """1. Only agents open service-desk cases, and never about themselves.
-    2. Store the requirements and the decision handed in; a blocked decision
+    2. The requirements must make sense; the lost-factor path must be stricter,
+       never weaker: manager attestation and ID proofing, then a cooling-off of
+       at least VERIFICATION_FALLBACK_COOLING_OFF_HOURS (OWASP ASVS 6.4.4).
+    3. Store the requirements and the decision handed in; a blocked decision
        makes a case that is blocked from the start.
-    3. Audit; flag an agent who opens unusually many cases."""
+    4. Audit (a refusal too); flag an agent who opens unusually many cases."""
+    with refusals_audited(
+        "case_refused", actor=agent, subject=subject, channel=channel, action=action, data={"ticket": ticket}
+    ):
+        return _case_open(
+            subject=subject,
+            agent=agent,
+            action=action,
+            channel=channel,
+            ticket=ticket,
+            purpose=purpose,
+            requirements=requirements,
+            decision=decision,
+            lost_factors=lost_factors,
+        )
+
+
+@transaction.atomic
+def _case_open(
+    *,
+    subject: Any,
+    agent: Any,
+    action: str,
+    channel: str,
+    ticket: str,
+    purpose: str,
+    requirements: Requirements,
+    decision: dict[str, Any],
+    lost_factors: bool,
+) -> VerificationCase:
     if purpose == Purpose.SERVICE_DESK and not agent.has_perm("verification.open_case"):
         raise NotAllowed("only service-desk agents open verification cases")
     if agent.pk == subject.pk and purpose == Purpose.SERVICE_DESK:
         raise NotAllowed("an agent cannot open a case about themselves", code="self_verification")
+    problem = _requirements_problem(requirements)
+    if problem:
+        raise BadRequest(f"unusable requirements: {problem}", code="bad_requirements")
+    if lost_factors:
+        if not (requirements.manager_attestation and requirements.id_proofing):
+            raise BadRequest(
+                "without factors, the manager must attest and identity must be proofed",
+                code="weaker_fallback",
+            )
+        requirements = dataclasses.replace(
+            requirements,
+            cooling_off_hours=max(
+                requirements.cooling_off_hours, settings.VERIFICATION_FALLBACK_COOLING_OFF_HOURS
+            ),
+        )
     now = timezone.now()
     blocked = bool(decision.get("blocked"))
     tier = decision.get("tier") or {}
@@ -88,8 +165,12 @@ def case_open(
         expires_at=now + timedelta(minutes=settings.VERIFICATION_CASE_OPEN_MINUTES),
         closed_reason="blocked by policy" if blocked else "",
     )
-    # subject and agent are model instances already: no need for existence queries.
-    case.full_clean(exclude=["subject", "agent"])
+    try:
+        # subject and agent are model instances already: no need for existence queries.
+        case.full_clean(exclude=["subject", "agent"])
+    except ValidationError as exc:
+        problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
+        raise BadRequest(f"bad case: {problems}", code="bad_case") from exc
     case.save()
     case_event(
         "case_opened",
@@ -101,6 +182,7 @@ def case_open(
             "reasons": decision.get("reasons", []),
             "policy_version": decision.get("policy_version"),
             "lost_factors": lost_factors,
+            "requirements": case.requirements,
         },
     )
     if blocked:
@@ -144,8 +226,9 @@ def lock_case(case: VerificationCase) -> VerificationCase:
     """Lock the case row only (not the people it names).
 
     Lock order everywhere: the case, then its challenges, then the audit chain
-    head (taken by every audit.record). A transaction never waits for a case or
-    challenge while it holds the head, so concurrent flows cannot deadlock."""
+    head (taken by every audit.record). Whoever writes a challenge row holds its
+    case first (a dispatch claim is one statement holding nothing else), so no
+    transaction holding the head can wait on one holding a case: no deadlock."""
     return (
         VerificationCase.objects.select_for_update(of=("self",))
         .select_related("subject", "agent")
@@ -166,6 +249,14 @@ def lock_challenge(challenge_id: int) -> Challenge | None:
     return challenge
 
 
+def challenges_close(case: VerificationCase) -> None:
+    """A closed or verified case waits for nothing: what is still queued or sent
+    expires (a late code or push can no longer count, and the sweeper skips it)."""
+    case.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
+        state=ChallengeState.EXPIRED
+    )
+
+
 def case_evaluate(case: VerificationCase) -> VerificationCase:
     """Mark the case verified once every step the requirements name has passed.
     Called inside the transaction of the step that may have completed it."""
@@ -174,11 +265,10 @@ def case_evaluate(case: VerificationCase) -> VerificationCase:
     requirements = requirements_of(case)
     passed = list(case.challenges.filter(state=ChallengeState.PASSED).values_list("method", "device_id"))
     factors = {device for method, device in passed if method != Method.MANAGER_ATTESTATION}
-    needs_factors = 0 if case.lost_factors else requirements.factors
     attested = any(method == Method.MANAGER_ATTESTATION for method, _ in passed)
     proofed = IdProofing.objects.filter(case=case).exists()
     if (
-        len(factors) < needs_factors
+        len(factors) < requirements.factors
         or (requirements.manager_attestation and not attested)
         or (requirements.id_proofing and not proofed)
     ):
@@ -189,6 +279,7 @@ def case_evaluate(case: VerificationCase) -> VerificationCase:
     case.usable_from = now + timedelta(hours=requirements.cooling_off_hours) if case.lost_factors else now
     case.verified_until = case.usable_from + timedelta(minutes=requirements.verification_window_minutes)
     case.save(update_fields=["state", "verified_at", "usable_from", "verified_until"])
+    challenges_close(case)
     case_event(
         "case_verified",
         case,
@@ -212,11 +303,9 @@ def case_fail(case: VerificationCase, *, reason: str, state: str = CaseState.FAI
         return
     case.state, case.closed_reason = state, reason
     case.save(update_fields=["state", "closed_reason"])
+    challenges_close(case)
     verb = "case_escalated" if state == CaseState.ESCALATED else "case_failed"
     case_event(verb, case, outcome=Outcome.FAILURE, data={"reason": reason})
-    case.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
-        state=ChallengeState.EXPIRED
-    )
 
 
 @transaction.atomic
@@ -226,9 +315,7 @@ def case_cancel(*, case: VerificationCase, actor: Any, reason: str) -> Verificat
         raise WrongState(f"a {case.state} case cannot be cancelled")
     case.state, case.closed_reason = CaseState.CANCELLED, reason[:200]
     case.save(update_fields=["state", "closed_reason"])
-    case.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
-        state=ChallengeState.EXPIRED
-    )
+    challenges_close(case)
     case_event("case_cancelled", case, outcome=Outcome.INFO, actor=actor, data={"reason": reason})
     return case
 
@@ -242,6 +329,7 @@ def case_escalate(*, case: VerificationCase, actor: Any, note: str) -> Verificat
     previous = case.state
     case.state, case.closed_reason = CaseState.ESCALATED, (note or f"escalated from {previous}")[:200]
     case.save(update_fields=["state", "closed_reason"])
+    challenges_close(case)
     case_event(
         "case_escalated", case, outcome=Outcome.INFO, actor=actor, data={"from": previous, "note": note}
     )
@@ -276,9 +364,7 @@ def cases_expire(now: Any = None) -> int:
                 previous = case.state
                 case.state, case.closed_reason = CaseState.EXPIRED, f"expired while {previous}"
                 case.save(update_fields=["state", "closed_reason"])
-                case.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
-                    state=ChallengeState.EXPIRED
-                )
+                challenges_close(case)
                 case_event("case_expired", case, outcome=Outcome.INFO, actor="system", data={"was": previous})
                 count += 1
     return count

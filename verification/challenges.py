@@ -3,30 +3,38 @@
 import re
 import secrets
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django_otp.models import Device
 
 from audit.models import Outcome
-from audit.services import record
 from verification.cases import (
     case_evaluate,
     case_event,
     case_fail,
     lock_case,
     lock_challenge,
+    refusals_audited,
     requirements_of,
     subject_recent_failures,
 )
 from verification.channels import DeliveryError, email_send, sms_send
 from verification.devices import METHOD_DEVICE, factor_usable_from, factors_of
 from verification.errors import BadRequest, NotAllowed, Throttled, WrongState
-from verification.models import CaseState, Challenge, ChallengeState, SMSDevice, SubjectHold, VerificationCase
-from verification.notices import notice_security, notice_to
+from verification.models import (
+    CaseState,
+    Challenge,
+    ChallengeState,
+    PushDevice,
+    SMSDevice,
+    SubjectHold,
+    VerificationCase,
+)
+from verification.notices import DELIVERY_LEASE, enqueue_on_commit, notice_security, notice_to
 from verification.requirements import SAME_CHANNEL_METHODS, Channel, Method
 
 CODE_DIGITS = 6  # NIST SP 800-63B 5.1.3.1: at least 20 bits of entropy (10^6 ≈ 2^20)
@@ -35,12 +43,6 @@ DISPATCHED_METHODS = {Method.EMAIL_OTP, Method.SMS_OTP}
 ANSWERED_BY_RECIPIENT = {Method.PUSH, Method.MANAGER_ATTESTATION}
 OPEN_CHALLENGE_STATES = (ChallengeState.QUEUED, ChallengeState.SENT)
 _CODE_SHAPE = re.compile(r"^[A-Za-z0-9]{1,16}$")
-
-
-def _dispatch_later(challenge: Challenge) -> None:
-    from verification.tasks import challenge_dispatch
-
-    transaction.on_commit(partial(challenge_dispatch.delay, challenge.pk))
 
 
 def _pick_device(case: VerificationCase, method: Method, device_id: str | None, now: Any) -> Device:
@@ -71,14 +73,28 @@ def _pick_device(case: VerificationCase, method: Method, device_id: str | None, 
     )
 
 
+def _manager_device(case: VerificationCase, manager: Any, now: Any) -> Device:
+    """The manager answers on their own push factor (their logged-in portal page),
+    held to the same age rule as the subject's factors."""
+    min_age = requirements_of(case).min_factor_age_days
+    for device in PushDevice.objects.filter(user=manager, confirmed=True).order_by("id"):
+        usable_from = factor_usable_from(device, manager, min_age, now)
+        if usable_from is not None and usable_from <= now:
+            return device
+    raise BadRequest(
+        f"the manager {manager.get_username()} has no push factor older than {min_age} day(s) to attest on",
+        code="manager_no_factor",
+    )
+
+
 def _check_can_challenge(case: VerificationCase, method: Method, now: Any) -> None:
     requirements = requirements_of(case)
     if case.state != CaseState.OPEN:
         raise WrongState(f"the case is {case.state}; challenges need an open case")
     if case.expires_at < now:
         raise WrongState("the case has expired", code="expired")
-    if method not in requirements.methods:
-        allowed = ", ".join(sorted(requirements.methods))
+    if method not in requirements.allowed_methods:
+        allowed = ", ".join(sorted(requirements.allowed_methods))
         raise BadRequest(
             f"{method} is not allowed at this tier (allowed: {allowed})", code="method_not_allowed"
         )
@@ -92,15 +108,21 @@ def _check_can_challenge(case: VerificationCase, method: Method, now: Any) -> No
         )
 
 
-@transaction.atomic
 def challenge_create(
     *, case: VerificationCase, method: str, actor: Any, device_id: str | None = None
 ) -> Challenge:
     """1. Lock the case; only its agent asks, only while it is open.
     2. Refuse a method the tier does not allow or one over the contact channel.
     3. Pick the recipient's factor (the manager's for an attestation).
-    4. Push: rate-limited per subject, with a number to read out.
-    5. Email/SMS codes are generated and sent by the worker after commit."""
+    4. Push: rate-limited per subject (push bombing), with a number to read out.
+    5. Email/SMS codes are generated and sent by the worker after commit.
+    A refusal is audited as `challenge_refused`."""
+    with refusals_audited("challenge_refused", case, actor=actor, data={"method": str(method)[:40]}):
+        return _challenge_create(case=case, method=method, actor=actor, device_id=device_id)
+
+
+@transaction.atomic
+def _challenge_create(*, case: VerificationCase, method: str, actor: Any, device_id: str | None) -> Challenge:
     case = lock_case(case)
     if actor.pk != case.agent_id:
         raise NotAllowed("only the agent who opened the case may challenge")
@@ -120,7 +142,7 @@ def challenge_create(
             raise NotAllowed(
                 "the agent cannot attest for the caller they are verifying", code="self_approval"
             )
-        device_ref = f"manager:{recipient.pk}"
+        device_ref = _manager_device(case, recipient, now).persistent_id
     else:
         device_ref = _pick_device(case, chosen, device_id, now).persistent_id
     if chosen == Method.PUSH:
@@ -128,8 +150,7 @@ def challenge_create(
             case__subject=case.subject, method=Method.PUSH, created_at__gte=now - timedelta(minutes=10)
         ).count()
         if sent >= settings.VERIFICATION_PUSH_LIMIT_PER_10_MIN:
-            case_event("push_throttled", case, outcome=Outcome.BLOCKED, actor=actor, data={"sent": sent})
-            raise Throttled("too many pushes to this subject; wait before asking again")
+            raise Throttled(f"{sent} pushes to this subject in 10 minutes; wait before asking again")
     ttl = min(requirements.challenge_ttl_seconds, MAX_TTL_SECONDS)
     immediate = chosen not in DISPATCHED_METHODS
     challenge = Challenge.objects.create(
@@ -163,7 +184,7 @@ def challenge_create(
             link_label="Open your Vigil page",
         )
     if not immediate:
-        _dispatch_later(challenge)
+        enqueue_on_commit("challenge_dispatch", challenge.pk)
     return challenge
 
 
@@ -189,7 +210,7 @@ def _verify(challenge: Challenge, code: str) -> bool:
     return bool(device.verify_token(code))
 
 
-def _expire_if_due(challenge: Challenge, now: Any) -> bool:
+def challenge_expire_if_due(challenge: Challenge, now: Any) -> bool:
     if challenge.state in OPEN_CHALLENGE_STATES and challenge.expires_at <= now:
         challenge.state = ChallengeState.EXPIRED
         challenge.save(update_fields=["state"])
@@ -219,23 +240,41 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
     if not isinstance(code, str) or not _CODE_SHAPE.match(code.strip()):
         raise BadRequest("the code must be 1 to 16 letters or digits", code="bad_code")
     now = timezone.now()
-    if _expire_if_due(challenge, now) or public_state(challenge) == "locked":
+    if challenge_expire_if_due(challenge, now) or public_state(challenge) == "locked":
         return challenge
+    if case.state != CaseState.OPEN:
+        raise WrongState(f"the case is {case.state}; answers need an open case", code="case_closed")
     if challenge.state == ChallengeState.QUEUED:
         raise WrongState("the code has not been sent yet", code="not_sent")
     if challenge.state != ChallengeState.SENT:
         raise WrongState(f"the challenge is already {challenge.state}")
     if _verify(challenge, code.strip()):
-        challenge.state, challenge.answered_at, challenge.secret_hash = ChallengeState.PASSED, now, ""
-        challenge.save(update_fields=["state", "answered_at", "secret_hash"])
-        case_event(
-            "challenge_passed",
-            case,
-            actor=actor,
-            data={"challenge": challenge.pk, "method": challenge.method},
-        )
-        case_evaluate(lock_case(case))
-        return challenge
+        challenge_pass(challenge, actor=actor, now=now)
+    else:
+        challenge_wrong_answer(challenge, actor=actor)
+    return challenge
+
+
+def challenge_pass(challenge: Challenge, *, actor: Any, now: Any) -> None:
+    """A passed challenge is spent (its hash dropped); the case may now be verified.
+    The caller holds the case and challenge locks."""
+    challenge.state, challenge.answered_at, challenge.secret_hash = ChallengeState.PASSED, now, ""
+    challenge.save(update_fields=["state", "answered_at", "secret_hash"])
+    case_event(
+        "challenge_passed",
+        challenge.case,
+        actor=actor,
+        data={"challenge": challenge.pk, "method": challenge.method},
+    )
+    case_evaluate(challenge.case)
+
+
+def challenge_wrong_answer(challenge: Challenge, *, actor: Any, data: dict[str, Any] | None = None) -> None:
+    """Spend one attempt (NIST SP 800-63B 5.2.2). At the limit the challenge locks
+    and the case fails. Wrong answers for the subject are also counted across every
+    agent and case: past the limit (far below NIST's 100) the case is escalated and
+    security admins are told. The caller holds the case and challenge locks."""
+    case = challenge.case
     challenge.attempts += 1
     exhausted = challenge.attempts >= challenge.max_attempts
     if exhausted:
@@ -246,21 +285,18 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
         case,
         outcome=Outcome.FAILURE,
         actor=actor,
-        data={"challenge": challenge.pk, "attempts": challenge.attempts, "locked": exhausted},
+        data={"challenge": challenge.pk, "attempts": challenge.attempts, "locked": exhausted, **(data or {})},
     )
-    if subject_recent_failures(case.subject, now) >= settings.VERIFICATION_SUBJECT_FAILURE_LIMIT:
-        case_fail(
-            lock_case(case), reason="too many failed answers for this subject", state=CaseState.ESCALATED
-        )
+    failures = subject_recent_failures(case.subject, timezone.now())
+    if failures >= settings.VERIFICATION_SUBJECT_FAILURE_LIMIT:
+        case_fail(case, reason="too many failed answers for this subject", state=CaseState.ESCALATED)
         notice_security(
             headline=f"Repeated failures for {case.subject.get_username()}",
-            message="Verification failures for this subject passed the limit; the case is escalated.",
+            message=f"{failures} wrong answers for this subject in 24 hours; case {case.pk} "
+            f"({case.action}, agent {case.agent.get_username()}) is escalated.",
         )
     elif exhausted:
-        case_fail(
-            lock_case(case), reason=f"challenge {challenge.pk} locked after {challenge.attempts} attempts"
-        )
-    return challenge
+        case_fail(case, reason=f"challenge {challenge.pk} locked after {challenge.attempts} attempts")
 
 
 def _message_context(challenge: Challenge, code: str) -> dict[str, Any]:
@@ -277,63 +313,84 @@ def _message_context(challenge: Challenge, code: str) -> dict[str, Any]:
 
 
 def challenge_dispatch(*, challenge_id: int) -> bool:
-    """Send one email/SMS code. Safe to run twice: the row is locked and only a
-    `queued` challenge is sent. The code is made here and only its hash kept, so
-    a re-dispatch sends a fresh code and the earlier one stops working.
-    Returns True when sent; raises DeliveryError (after recording it) to retry."""
-    with transaction.atomic():
-        challenge = lock_challenge(challenge_id)
-        if challenge is None or challenge.state != ChallengeState.QUEUED:
-            return False
-        if _expire_if_due(challenge, timezone.now()):
-            return False
-        code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-        challenge.secret_hash = challenge.code_digest(code)
-        challenge.delivery_attempts += 1
-        try:
-            _deliver(challenge, code)
-        except DeliveryError as error:
-            failed_attempts = challenge.delivery_attempts
-            error_text = str(error)[:200]
-        else:
-            challenge.state, challenge.sent_at, challenge.delivery_error = (
-                ChallengeState.SENT,
-                timezone.now(),
-                "",
+    """Send one email/SMS code; safe to run twice or concurrently.
+
+    1. Make a fresh code and claim the challenge with one conditional update: only
+       a queued, live challenge of an open case that no live worker holds. The claim
+       stores the code's hash (never the code) and a lease.
+    2. Deliver outside any transaction, so no row lock waits on SMTP or a gateway.
+    3. Mark it sent only if the claim still stands (the case may have closed).
+    A re-dispatch makes a new code and the earlier one stops working: the code
+    exists in clear only in this function and in the message.
+    Returns True when sent; on failure records it and raises DeliveryError to retry."""
+    now = timezone.now()
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    digest = Challenge(pk=challenge_id).code_digest(code)
+    claimed = Challenge.objects.filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lte=now),
+        pk=challenge_id,
+        state=ChallengeState.QUEUED,
+        expires_at__gt=now,
+        case__state=CaseState.OPEN,
+    ).update(
+        secret_hash=digest, claimed_until=now + DELIVERY_LEASE, delivery_attempts=F("delivery_attempts") + 1
+    )
+    if not claimed:
+        return False
+    challenge = Challenge.objects.select_related("case__subject", "case__agent").get(pk=challenge_id)
+    try:
+        _deliver(challenge, code)
+    except DeliveryError as error:
+        error_text = str(error)[:200]
+        with transaction.atomic():
+            if _still_claimed(challenge_id, digest):
+                # The hash goes too: a code that may not have arrived must not stay guessable.
+                Challenge.objects.filter(pk=challenge_id).update(
+                    delivery_error=error_text, secret_hash="", claimed_until=None
+                )
+            case_event(
+                "challenge_delivery_failed",
+                challenge.case,
+                outcome=Outcome.FAILURE,
+                actor="system",
+                data={"challenge": challenge_id, "error": error_text, "attempt": challenge.delivery_attempts},
             )
-            challenge.save(
-                update_fields=["secret_hash", "delivery_attempts", "state", "sent_at", "delivery_error"]
+        raise DeliveryError(error_text) from error
+    with transaction.atomic():
+        sent = _still_claimed(challenge_id, digest)
+        if sent:
+            Challenge.objects.filter(pk=challenge_id).update(
+                state=ChallengeState.SENT, sent_at=timezone.now(), delivery_error="", claimed_until=None
             )
             case_event(
                 "challenge_sent",
                 challenge.case,
                 actor="system",
-                data={"challenge": challenge.pk, "method": challenge.method},
+                data={"challenge": challenge_id, "method": challenge.method},
             )
-            return True
-    # The failed attempt is kept (outside the rolled-back work) for the agent to see.
-    Challenge.objects.filter(pk=challenge_id, state=ChallengeState.QUEUED).update(
-        delivery_error=error_text, delivery_attempts=failed_attempts, secret_hash=""
-    )
-    record(
-        "challenge_delivery_failed",
-        outcome=Outcome.FAILURE,
-        actor="system",
-        data={"challenge": challenge_id, "error": error_text},
-    )
-    raise DeliveryError(error_text)
+    return sent
+
+
+def _still_claimed(challenge_id: int, digest: str) -> bool:
+    """Lock case then challenge (the lock order of `lock_case`) and check that the
+    claim made with `digest` still stands: the case may have closed meanwhile."""
+    locked = lock_challenge(challenge_id)
+    return bool(locked and locked.state == ChallengeState.QUEUED and locked.secret_hash == digest)
 
 
 def _deliver(challenge: Challenge, code: str) -> None:
-    subject = challenge.case.subject
+    """Over the chosen factor: the SMS factor's own number, the email factor's own
+    address (or the account's, which is what an email factor without one means)."""
+    device = Device.from_persistent_id(challenge.device_id)
+    if device is None:
+        raise DeliveryError("the factor was removed since the challenge was made")
     context = _message_context(challenge, code)
     if challenge.method == Method.EMAIL_OTP:
-        device = Device.from_persistent_id(challenge.device_id)
-        address = getattr(device, "email", None) or subject.email
+        address = getattr(device, "email", None) or device.user.email
         email_send(to=address, template="challenge", context=context)
     else:
-        device = Device.from_persistent_id(challenge.device_id)
-        number = device.number if isinstance(device, SMSDevice) and device.number else subject.phone
+        assert isinstance(device, SMSDevice)  # METHOD_DEVICE maps sms_otp to SMSDevice
+        number = device.number
         sms_send(
             to=number,
             body=f"Vigil code {code} for {context['action_name']} (agent {context['agent_name']}, "
@@ -351,10 +408,12 @@ def challenges_sweep(now: Any = None) -> dict[str, int]:
     ):
         with transaction.atomic():
             locked = lock_challenge(challenge.pk)
-            expired += bool(locked and _expire_if_due(locked, now))
+            expired += bool(locked and challenge_expire_if_due(locked, now))
     stuck = list(
         Challenge.objects.filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lte=now),
             state=ChallengeState.QUEUED,
+            case__state=CaseState.OPEN,
             created_at__lte=now - timedelta(seconds=settings.VERIFICATION_REDISPATCH_AFTER_SECONDS),
         ).values_list("pk", flat=True)
     )

@@ -102,6 +102,9 @@ class Challenge(models.Model):
     answered_at = models.DateTimeField(null=True, blank=True)
     delivery_error = models.CharField(max_length=200, blank=True)
     delivery_attempts = models.PositiveSmallIntegerField(default=0)
+    # A worker holding this lease is sending the code; once it lapses (the worker
+    # died mid-send) the sweeper may send a fresh one.
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -188,3 +191,46 @@ class OneTimeLink(models.Model):
     @staticmethod
     def hash_token(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Notice(models.Model):
+    """A message to a person, kept until it is delivered, so a broker outage loses
+    nothing (the sweeper re-sends what stayed queued). A link carrying a token is
+    made only when the message goes out, so no token is stored in clear, here or in
+    the broker; a re-send makes a fresh link and the earlier one stops working."""
+
+    class Medium(models.TextChoices):
+        EMAIL = "email", "Email"
+        SMS = "sms", "SMS"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    medium = models.CharField(max_length=5, choices=Medium)
+    to = models.CharField(max_length=254)
+    name = models.CharField(max_length=150, blank=True, help_text="How the message greets the recipient.")
+    headline = models.CharField(max_length=200)
+    message = models.TextField()
+    link = models.CharField(max_length=300, blank=True, help_text="A plain link, without a secret.")
+    link_label = models.CharField(max_length=100, blank=True)
+    link_kind = models.CharField(
+        max_length=20, choices=OneTimeLink.Kind, blank=True, help_text="A one-time link made at sending."
+    )
+    link_expires_at = models.DateTimeField(null=True, blank=True)
+    case = models.ForeignKey(
+        VerificationCase, on_delete=models.PROTECT, null=True, blank=True, related_name="notices"
+    )
+    state = models.CharField(max_length=6, choices=State, default=State.QUEUED)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "created_at"], name="notice_state_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.medium} notice {self.pk} to {self.to} ({self.state})"

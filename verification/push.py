@@ -12,8 +12,13 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from audit.models import Outcome
-from verification.cases import case_evaluate, case_event, case_fail, lock_case, lock_challenge
-from verification.challenges import ANSWERED_BY_RECIPIENT
+from verification.cases import case_event, case_fail, challenges_close, lock_challenge
+from verification.challenges import (
+    ANSWERED_BY_RECIPIENT,
+    challenge_expire_if_due,
+    challenge_pass,
+    challenge_wrong_answer,
+)
 from verification.errors import BadRequest, NotAllowed, WrongState
 from verification.models import CaseState, Challenge, ChallengeState, SubjectHold
 from verification.notices import notice_security
@@ -55,13 +60,12 @@ def push_decide(*, challenge: Challenge, user: Any, decision: str, number: str =
         raise BadRequest(f"decision must be one of: {', '.join(DECISIONS)}", code="bad_decision")
     now = timezone.now()
     case = challenge.case
-    if challenge.state != ChallengeState.SENT or case.state != CaseState.OPEN:
-        raise WrongState(f"the challenge is {challenge.state}")
-    if challenge.expires_at <= now:
-        challenge.state = ChallengeState.EXPIRED
-        challenge.save(update_fields=["state"])
-        case_event("challenge_expired", case, outcome=Outcome.FAILURE, data={"challenge": challenge.pk})
+    if challenge_expire_if_due(challenge, now):
         return challenge
+    if case.state != CaseState.OPEN:
+        raise WrongState(f"the case is {case.state}; nothing to answer", code="case_closed")
+    if challenge.state != ChallengeState.SENT:
+        raise WrongState(f"the challenge is already {challenge.state}")
     if decision == "approve":
         return _approve(challenge, user, number, now)
     if decision == "deny":
@@ -70,7 +74,7 @@ def push_decide(*, challenge: Challenge, user: Any, decision: str, number: str =
         case_event(
             "challenge_denied", case, outcome=Outcome.FAILURE, actor=user, data={"challenge": challenge.pk}
         )
-        case_fail(lock_case(case), reason=f"{user.get_username()} denied the request")
+        case_fail(case, reason=f"{user.get_username()} denied the request")
         return challenge
     challenge.state, challenge.answered_at = ChallengeState.REPORTED, now
     challenge.save(update_fields=["state", "answered_at"])
@@ -78,15 +82,12 @@ def push_decide(*, challenge: Challenge, user: Any, decision: str, number: str =
     SubjectHold.objects.create(
         subject=case.subject, until=until, reason=f"{user.get_username()} reported challenge {challenge.pk}"
     )
-    locked = lock_case(case)
-    locked.state, locked.closed_reason = CaseState.CANCELLED, "reported: not on a call"
-    locked.save(update_fields=["state", "closed_reason"])
-    locked.challenges.filter(state__in=[ChallengeState.QUEUED, ChallengeState.SENT]).update(
-        state=ChallengeState.EXPIRED
-    )
+    case.state, case.closed_reason = CaseState.CANCELLED, "reported: not on a call"
+    case.save(update_fields=["state", "closed_reason"])
+    challenges_close(case)
     case_event(
         "push_reported",
-        locked,
+        case,
         outcome=Outcome.BLOCKED,
         actor=user,
         data={"challenge": challenge.pk, "hold_until": until.isoformat(), "agent": case.agent.get_username()},
@@ -101,31 +102,12 @@ def push_decide(*, challenge: Challenge, user: Any, decision: str, number: str =
 
 
 def _approve(challenge: Challenge, user: Any, number: str, now: Any) -> Challenge:
-    case = challenge.case
     if challenge.method == Method.PUSH and not constant_time_compare(
         str(number).strip(), challenge.match_number
     ):
-        challenge.attempts += 1
-        locked = challenge.attempts >= challenge.max_attempts
-        if locked:
-            challenge.state = ChallengeState.FAILED
-        challenge.save(update_fields=["attempts", "state"])
-        case_event(
-            "challenge_failed",
-            case,
-            outcome=Outcome.FAILURE,
-            actor=user,
-            data={"challenge": challenge.pk, "wrong_number": True, "locked": locked},
-        )
-        if locked:
-            case_fail(lock_case(case), reason=f"push {challenge.pk} locked: wrong numbers typed")
         # No exception: the spent attempt must be committed. The caller sees the
-        # challenge still `sent` (or `failed`) with fewer attempts left.
+        # challenge still `sent` (or locked) with fewer attempts left.
+        challenge_wrong_answer(challenge, actor=user, data={"wrong_number": True})
         return challenge
-    challenge.state, challenge.answered_at = ChallengeState.PASSED, now
-    challenge.save(update_fields=["state", "answered_at"])
-    case_event(
-        "challenge_passed", case, actor=user, data={"challenge": challenge.pk, "method": challenge.method}
-    )
-    case_evaluate(lock_case(case))
+    challenge_pass(challenge, actor=user, now=now)
     return challenge

@@ -74,3 +74,10 @@ class Requirements:
     @property
     def factor_methods(self) -> frozenset["Method"]:
         return self.methods - {Method.MANAGER_ATTESTATION}
+
+    @property
+    def allowed_methods(self) -> frozenset["Method"]:
+        """What a challenge may use: a demanded attestation is allowed even if unlisted."""
+        if self.manager_attestation:
+            return self.methods | {Method.MANAGER_ATTESTATION}
+        return self.methods

@@ -42,7 +42,7 @@ def factor_options(case: VerificationCase) -> list[dict[str, Any]]:
                 "method": str(method),
                 "device": device.persistent_id,
                 "name": device.name,
-                "allowed": method in requirements.methods,
+                "allowed": method in requirements.allowed_methods,
                 "counts": usable_from is not None and usable_from <= now,
             }
         )

@@ -17,6 +17,7 @@ from audit.filters import AuditEventFilter
 from audit.metrics import metrics_summary
 from audit.models import AuditEvent
 from audit.periods import Period, PeriodError
+from audit.selectors import NEWEST_FIRST
 
 
 class CanReadAudit(BasePermission):
@@ -27,10 +28,10 @@ class CanReadAudit(BasePermission):
 
 
 class AuditCursorPagination(CursorPagination):
-    """Keyset pages on the unique `seq`: page 10,000 costs what page 1 does, where
-    an OFFSET would read and skip every row before it."""
+    """Keyset pages, newest first (audit.selectors.NEWEST_FIRST): page 10,000
+    costs what page 1 does, where an OFFSET would read and skip every row before it."""
 
-    ordering = "-seq"
+    ordering = NEWEST_FIRST
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500

@@ -169,8 +169,9 @@ SMS_BACKEND = env_choice("SMS_BACKEND", "console", ("console", "file", "webhook"
 SMS_FILE_PATH = env_str("SMS_FILE_PATH", str(VAR_DIR / "sms.jsonl"))
 SMS_WEBHOOK_URL = env_str("SMS_WEBHOOK_URL")
 SMS_WEBHOOK_SECRET = env_str("SMS_WEBHOOK_SECRET")
-if SMS_BACKEND == "webhook" and not SMS_WEBHOOK_URL:
-    raise ImproperlyConfigured("SMS_BACKEND=webhook needs SMS_WEBHOOK_URL")
+if SMS_BACKEND == "webhook" and not (SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET):
+    # Unsigned requests would let anyone who reaches the gateway forge them.
+    raise ImproperlyConfigured("SMS_BACKEND=webhook needs SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET")
 
 # Verification. Links in messages point at PORTAL_URL.
 PORTAL_URL = env_str("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -182,6 +183,8 @@ VERIFICATION_PUSH_LIMIT_PER_10_MIN = env_int("VERIFICATION_PUSH_LIMIT_PER_10_MIN
 VERIFICATION_REPORT_HOLD_MINUTES = env_int("VERIFICATION_REPORT_HOLD_MINUTES", 60, minimum=1)
 VERIFICATION_CASE_OPEN_MINUTES = env_int("VERIFICATION_CASE_OPEN_MINUTES", 30, minimum=1)
 VERIFICATION_REDISPATCH_AFTER_SECONDS = env_int("VERIFICATION_REDISPATCH_AFTER_SECONDS", 30, minimum=5)
+# Lost-factor path: the least cooling-off, whatever the tier says (never a weaker path).
+VERIFICATION_FALLBACK_COOLING_OFF_HOURS = env_int("VERIFICATION_FALLBACK_COOLING_OFF_HOURS", 24, minimum=1)
 # Executors for IdP automation (role_escalation, data_export): signed POST.
 ACTION_WEBHOOK_URL = env_str("ACTION_WEBHOOK_URL")
 ACTION_WEBHOOK_SECRET = env_str("ACTION_WEBHOOK_SECRET")
@@ -242,6 +245,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 OTP_TOTP_ISSUER = "Vigil"
+# django-otp's own admins then show no TOTP seed or backup code.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 OTP_EMAIL_TOKEN_VALIDITY = 300
 
 AUDITLOG_INCLUDE_ALL_MODELS = False

@@ -30,7 +30,7 @@ def listed_seqs(response) -> list[int]:
 
 
 def expected(**lookups) -> list[int]:
-    return list(AuditEvent.objects.filter(**lookups).order_by("-seq").values_list("seq", flat=True))
+    return list(AuditEvent.objects.filter(**lookups).order_by("-at", "-seq").values_list("seq", flat=True))
 
 
 def test_auditor_sees_the_trail_newest_first_with_links_to_targets(auditor_client):
@@ -202,3 +202,13 @@ def test_case_and_challenge_changelists_cost_constant_queries(auditor_client, su
     with CaptureQueriesContext(connection) as more:
         assert auditor_client.get(url).status_code == 200
     assert len(few) == len(more)
+
+
+@pytest.mark.parametrize(
+    "query", [{"q": "a\x00b"}, {"subject": "a\x00"}, {"verb": "\x00"}, {"at__year": "x"}, {"tier": "high"}]
+)
+def test_unfilterable_input_goes_back_to_the_list_instead_of_failing(auditor_client, query):
+    for url in (CHANGELIST, f"{CHANGELIST}export/csv/"):
+        response = auditor_client.get(url, query)
+        assert response.status_code == 302
+        assert response["Location"].endswith("?e=1")

@@ -1,7 +1,10 @@
+from datetime import UTC, datetime
+
 import pytest
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
+from audit.services import record
 from tests.audit.trail import november_trail
 
 pytestmark = pytest.mark.django_db
@@ -33,13 +36,13 @@ def seqs(response):
 
 
 def expected(**lookups):
-    return list(AuditEvent.objects.filter(**lookups).order_by("-seq").values_list("seq", flat=True))
+    return list(AuditEvent.objects.filter(**lookups).order_by("-at", "-seq").values_list("seq", flat=True))
 
 
 def test_lists_newest_first_in_the_contract_shape(auditor_api):
     body = auditor_api.get(EVENTS).json()
     first = body["results"][0]
-    newest = AuditEvent.objects.order_by("-seq").first()
+    newest = AuditEvent.objects.order_by("-at", "-seq").first()
     assert first["seq"] == newest.seq
     assert {"id", "at", "actor", "subject", "verb", "outcome", "tier", "channel", "data", "hash"} <= set(
         first
@@ -71,6 +74,18 @@ def test_each_contract_filter(auditor_api, query, lookups):
     wanted = expected(**lookups)
     assert wanted, "the filter must select something for the test to mean anything"
     assert seqs(auditor_api.get(EVENTS, query)) == wanted
+
+
+def test_cursor_pages_survive_events_recorded_in_the_same_instant(client_as, auditor, time_machine):
+    time_machine.move_to(datetime(2026, 11, 2, 10, tzinfo=UTC), tick=False)
+    same_instant = [record("case_opened", subject=f"user{i}").seq for i in range(7)]
+    api = client_as(auditor)
+    seen, url = [], f"{EVENTS}?page_size=2"
+    while url:
+        body = api.get(url).json()
+        seen += [row["seq"] for row in body["results"]]
+        url = body["next"]
+    assert seen == sorted(same_instant, reverse=True)
 
 
 def test_cursor_pages_walk_every_row_once(auditor_api):

@@ -37,7 +37,7 @@ def body(response) -> str:
 
 
 def rows_of(**lookups):
-    return list(AuditEvent.objects.filter(**lookups).order_by("-seq"))
+    return list(AuditEvent.objects.filter(**lookups).order_by("-at", "-seq"))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from audit.metrics import metrics_summary
 from audit.periods import Period
-from tests.audit.trail import DEC_1, NOV_1, november_trail
+from tests.audit.trail import DEC_1, NOV_1, CaseRef, event, november_trail
 from verification.factors import factor_enroll
 
 pytestmark = pytest.mark.django_db
@@ -137,3 +137,29 @@ def test_metrics_follow_the_verbs_verification_really_records(service_desk, subj
     assert metrics.trust_gap.cases == metrics.trust_gap.concluded == metrics.trust_gap.verified == 1
     assert by_key(metrics.by_agent, "agent")["executed"] == 1
     assert metrics.median_seconds_to_verify == 0.0
+
+
+def test_a_case_opened_before_the_period_counts_for_its_agent_and_its_time_to_verify():
+    case = CaseRef(99)
+    opened = datetime(2026, 10, 31, 23, 58, tzinfo=UTC)
+    fields = {"subject": "zoe", "action": "mfa_reset", "channel": "phone", "tier": 3}
+    event(opened, "case_opened", case, actor="agent.late", data={"purpose": "service_desk"}, **fields)
+    event(opened + timedelta(minutes=3), "case_verified", case, **fields)
+    metrics = metrics_summary(NOVEMBER)
+    assert metrics.totals.opened == 0
+    assert metrics.totals.verified == 1
+    assert by_key(metrics.by_agent, "agent.late")["verified"] == 1
+    assert metrics.median_seconds_to_verify == 180.0
+    # The trust gap is about cases opened in the period.
+    assert metrics.trust_gap.cases == 0
+
+
+def test_trust_gap_is_as_recorded_by_the_end_of_the_period():
+    case = CaseRef(98)
+    opened = datetime(2026, 11, 30, 23, 55, tzinfo=UTC)
+    event(opened, "case_opened", case, actor="agent.a", subject="yan", data={"purpose": "service_desk"})
+    event(opened + timedelta(minutes=10), "case_failed", case, outcome="failure", subject="yan")
+    gap = metrics_summary(NOVEMBER).trust_gap
+    assert (gap.cases, gap.concluded, gap.share) == (1, 0, None)
+    december = metrics_summary(Period(NOV_1, DEC_1 + timedelta(days=1))).trust_gap
+    assert (december.concluded, december.not_verified, december.share) == (1, 1, 1.0)

@@ -1,8 +1,11 @@
 import pytest
 from auditlog.models import LogEntry
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
-from policies.models import PolicyVersion, RiskRule, RiskTier
+from policies.engine import Effect, Signal
+from policies.models import PolicyVersion, RiskRule, RiskTier, SensitiveAction
 from tests.otp import otp_login
 from verification.models import VerificationCase
 
@@ -177,3 +180,27 @@ def test_auditors_can_read_and_simulate_but_not_edit(client, auditor):
     assert client.get("/admin/policies/risktier/").status_code == 200
     assert client.get("/admin/policies/sensitiveaction/simulate/").status_code == 200
     assert client.post("/admin/policies/risktier/add/", TIER_FORM).status_code == 403
+
+
+@pytest.mark.parametrize("model", ["risktier", "sensitiveaction", "riskrule"])
+def test_changelists_cost_the_same_queries_however_many_rows(admin_client, model):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get(f"/admin/policies/{model}/").status_code == 200
+        return len(captured)
+
+    few = queries()
+    tiers = [
+        RiskTier.objects.create(level=level, name=f"t{level}", allowed_methods=["totp"])
+        for level in range(5, 15)
+    ]
+    for tier in tiers:
+        rule = RiskRule.objects.create(
+            name=f"to {tier.name}",
+            signal=Signal.SUBJECT_PRIVILEGED,
+            effect=Effect.ESCALATE_TO,
+            target_tier=tier,
+        )
+        rule.actions.set(SensitiveAction.objects.all())
+    SensitiveAction.objects.update(base_tier=tiers[-1])
+    assert queries() == few <= 10

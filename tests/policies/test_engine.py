@@ -1,4 +1,7 @@
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +106,19 @@ def test_rules_scoped_to_actions_ignore_others():
 def test_unknown_action_is_refused():
     with pytest.raises(UnknownAction):
         decide(EVERY_RULE, quiet_input(action="make_coffee"))
+
+
+def test_the_engine_imports_nothing_but_the_standard_library():
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, policies.engine; print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    ours = {"policies", "portal", "verification", "audit", "django", "rest_framework", "celery"}
+    assert set(loaded) & ours == {"policies"}

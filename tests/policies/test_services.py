@@ -3,8 +3,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from policies.engine import UnknownAction
+from policies.engine import Decision, UnknownAction
 from policies.models import RiskTier
 from policies.services import decision_snapshot, policy_decide, requirements_for
 from policies.snapshot import snapshot_current
@@ -57,13 +59,19 @@ def test_building_the_input_costs_a_constant_number_of_queries(subject, agent):
     assert queries() == few <= 7  # one per factor type, one for recent cases
 
 
-def test_title_and_department_change_nothing(subject, manager):
-    before = decide_for(subject, requester=manager)
-    for person in (subject, manager):
-        person.title, person.department = "Chief Executive Officer", "Board"
-        person.save()
-    after = decide_for(subject, requester=manager)
-    assert (after.tier, after.blocked, after.reasons) == (before.tier, before.blocked, before.reasons)
+printable = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=120)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=printable, department=printable, employee_id=printable.map(lambda text: text[:40]))
+def test_title_department_and_rank_change_nothing(subject, manager, title, department, employee_id):
+    def decision_when(title: str, department: str, employee_id: str) -> Decision:
+        for person in (subject, manager):
+            person.title, person.department, person.employee_id = title, department, employee_id
+            person.save()
+        return decide_for(subject, requester=manager)
+
+    assert decision_when(title, department, employee_id) == decision_when("", "", "")
 
 
 def test_signals_are_read_from_the_database(subject, agent):

@@ -77,3 +77,136 @@ def approve_by_push(api, api_as, subject):
         return push
 
     return approve
+
+
+# Service-level helpers: cases opened straight through verification, with
+# requirements chosen by the test instead of the default policy.
+
+DECISION = {
+    "tier": {"level": 2, "name": "Elevated"},
+    "reasons": ["Password reset: base tier 2"],
+    "policy_version": "test-version",
+    "blocked": False,
+}
+SUBJECT_METHODS = ("totp", "push", "sms_otp", "email_otp", "backup_code")
+
+
+def make_requirements(**overrides):
+    from verification.requirements import Method, Requirements
+
+    values = {
+        "factors": 1,
+        "methods": SUBJECT_METHODS,
+        "require_distinct_channel": True,
+        "manager_attestation": False,
+        "id_proofing": False,
+        "min_factor_age_days": 1,
+        "challenge_ttl_seconds": 300,
+        "max_attempts": 3,
+        "verification_window_minutes": 10,
+        **overrides,
+    }
+    values["methods"] = frozenset(Method(m) for m in values["methods"])
+    return Requirements(**values)
+
+
+@pytest.fixture
+def make_case(agent, subject):
+    """Open a case through `case_open` with requirements built from keyword overrides."""
+    from verification.cases import case_open
+    from verification.models import Purpose
+
+    def make(
+        *,
+        by=None,
+        about=None,
+        action="password_reset",
+        channel="walk_in",
+        ticket="INC-1",
+        purpose=Purpose.SERVICE_DESK,
+        decision=None,
+        lost_factors=False,
+        **requirements,
+    ):
+        return case_open(
+            subject=about or subject,
+            agent=by or agent,
+            action=action,
+            channel=channel,
+            ticket=ticket,
+            purpose=purpose,
+            requirements=make_requirements(**requirements),
+            decision=decision or DECISION,
+            lost_factors=lost_factors,
+        )
+
+    return make
+
+
+@pytest.fixture
+def sms_outbox(settings, tmp_path):
+    """The file SMS backend in tmp_path; returns a reader of the messages sent so far."""
+    import json
+
+    path = tmp_path / "sms.jsonl"
+    settings.SMS_BACKEND, settings.SMS_FILE_PATH = "file", str(path)
+
+    def read():
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    return read
+
+
+@pytest.fixture
+def run_on_commit(django_capture_on_commit_callbacks):
+    """Run what a block enqueues after commit, the way a worker would right after it."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def hook_server():
+    """A local HTTP endpoint standing in for an SMS gateway or an IdP: it records each
+    POST (JSON body, headers) and answers with the statuses queued on it, then 200."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from types import SimpleNamespace
+
+    hook = SimpleNamespace(received=[], statuses=[])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            hook.received.append({"raw": raw, "json": json.loads(raw), "headers": dict(self.headers)})
+            self.send_response(hook.statuses.pop(0) if hook.statuses else 200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    hook.url = f"http://127.0.0.1:{server.server_port}/hook"
+    yield hook
+    server.shutdown()
+    server.server_close()
+
+
+def signed_by(secret: str, received: dict) -> bool:
+    import hashlib
+    import hmac
+
+    expected = "sha256=" + hmac.new(secret.encode(), received["raw"], hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, received["headers"].get("X-Vigil-Signature", ""))
+
+
+@pytest.fixture
+def eager_retries():
+    """Let eagerly run tasks go through their retries instead of raising the first Retry."""
+    from celery import current_app
+
+    current_app.conf.task_eager_propagates = False
+    yield
+    current_app.conf.task_eager_propagates = True

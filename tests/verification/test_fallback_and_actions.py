@@ -223,7 +223,7 @@ def test_contact_change_validates_and_tells_the_old_address(
     assert done.status_code == 200
     subject.refresh_from_db()
     assert subject.email == "new@example.test" and subject.contact_changed_at is not None
-    assert any(old_email in m.to and "contact details changed" in m.subject.lower() for m in mail.outbox)
+    assert any(old_email in m.to and "contact change done" in m.subject.lower() for m in mail.outbox)
 
 
 def test_me_page_needs_the_subjects_own_factor_and_takes_a_typed_number(open_case, api, client, subject):
