@@ -244,9 +244,12 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
         return challenge
     if case.state != CaseState.OPEN:
         raise WrongState(f"the case is {case.state}; answers need an open case", code="case_closed")
-    if challenge.state == ChallengeState.QUEUED:
+    # A claimed challenge holds its code's hash before the message leaves: the person may
+    # read the code back before the worker records the send, and that answer counts.
+    in_flight = challenge.state == ChallengeState.QUEUED and bool(challenge.secret_hash)
+    if challenge.state == ChallengeState.QUEUED and not in_flight:
         raise WrongState("the code has not been sent yet", code="not_sent")
-    if challenge.state != ChallengeState.SENT:
+    if challenge.state != ChallengeState.SENT and not in_flight:
         raise WrongState(f"the challenge is already {challenge.state}")
     if _verify(challenge, code.strip()):
         challenge_pass(challenge, actor=actor, now=now)

@@ -33,13 +33,16 @@ def factors_of(user: Any, method: Method | None = None) -> list[tuple[Method, De
 
 
 def factor_usable_from(device: Device, user: Any, min_age_days: int, now: datetime) -> datetime | None:
-    """When the factor starts to count under the age rule: its enrolment, and for SMS
-    also the last change of the person's contact details (SIM swap)."""
+    """When the factor starts to count under the age rule: its enrolment, and for a
+    factor that reaches the person through their profile (SMS; an email factor
+    without its own address) also the last change of their contact details (SIM
+    swap, a mailbox swapped by a contact change)."""
     enrolled: datetime | None = getattr(device, "created_at", None)
     if enrolled is None:
         return None
     start = enrolled
-    if isinstance(device, SMSDevice) and user.contact_changed_at and user.contact_changed_at > start:
+    follows_profile = isinstance(device, SMSDevice) or (isinstance(device, EmailDevice) and not device.email)
+    if follows_profile and user.contact_changed_at and user.contact_changed_at > start:
         start = user.contact_changed_at
     return start + timedelta(days=min_age_days)
 

@@ -94,6 +94,17 @@ def test_a_factor_younger_than_the_minimum_age_cannot_be_challenged(make_case, a
     assert "younger than 7 day(s)" in str(error)
 
 
+def test_a_contact_change_restarts_the_age_of_factors_that_follow_the_profile(
+    make_case, agent, subject, enrolled
+):
+    subject.contact_changed_at = timezone.now() - timedelta(hours=2)
+    subject.save()
+    case = make_case(channel="walk_in")
+    refused(BadRequest, "factor_too_new", case=case, method="sms_otp", actor=agent)
+    refused(BadRequest, "factor_too_new", case=case, method="email_otp", actor=agent)
+    assert challenge_create(case=case, method="totp", actor=agent).method == "totp"
+
+
 def test_a_factor_counts_once_per_case(make_case, agent, enrolled):
     from tests.otp import current_token
     from verification.challenges import challenge_answer

@@ -84,13 +84,6 @@ def test_failures_are_counted_per_subject_across_agents_and_escalate(
     assert AuditEvent.objects.filter(verb="case_escalated", subject=subject.username).exists()
 
 
-def test_agent_opening_unusually_many_cases_is_flagged(open_case, settings):
-    settings.VERIFICATION_AGENT_CASES_PER_HOUR_FLAG = 3
-    for _ in range(3):
-        open_case(action="account_unlock")
-    assert AuditEvent.objects.filter(verb="agent_flagged", actor="agent").count() == 1
-
-
 def test_email_code_message_says_what_who_and_how_to_report(
     api_as, subject, agent, enrolled, default_policy, django_capture_on_commit_callbacks
 ):
@@ -130,15 +123,6 @@ def test_failed_delivery_stays_queued_and_the_sweeper_resends(
     assert (tmp_path / "sms.jsonl").read_text().count("Vigil code") == 1
 
 
-def test_dispatch_twice_sends_once(open_case, api, settings, tmp_path):
-    settings.SMS_BACKEND, settings.SMS_FILE_PATH = "file", str(tmp_path / "sms.jsonl")
-    case = open_case()
-    created = challenge(api, case["id"], "sms_otp").json()
-    assert challenge_dispatch(challenge_id=created["id"]) is True
-    assert challenge_dispatch(challenge_id=created["id"]) is False
-    assert (tmp_path / "sms.jsonl").read_text().count("Vigil code") == 1
-
-
 def test_stale_cases_expire_on_their_own(open_case, api, time_machine):
     from verification.cases import cases_expire
 
@@ -175,3 +159,19 @@ def test_nobody_else_answers_a_push(open_case, api, api_as, outsider):
         ).status_code
         == 400
     )
+
+
+def test_a_code_read_back_before_the_send_is_recorded_still_counts(open_case, api, settings, tmp_path):
+    import re
+
+    from verification.challenges import challenge_dispatch as dispatch
+    from verification.models import ChallengeState
+
+    settings.SMS_BACKEND, settings.SMS_FILE_PATH = "file", str(tmp_path / "sms.jsonl")
+    case = open_case()
+    created = challenge(api, case["id"], "sms_otp").json()
+    dispatch(challenge_id=created["id"])
+    # The moment between the message leaving and the worker recording it: still queued, hash held.
+    Challenge.objects.filter(pk=created["id"]).update(state=ChallengeState.QUEUED, sent_at=None)
+    code = re.search(r"Vigil code (\d{6})", (tmp_path / "sms.jsonl").read_text()).group(1)
+    assert answer(api, created["id"], code).json()["state"] == "passed"
