@@ -102,14 +102,14 @@ def _policy_versions(period: Period, last_seq: int) -> dict[str, Any]:
 
 
 def evidence_write(*, period: Period, out: Path, progress: Progress | None = None) -> EvidenceSummary:
-    """1. Verify the whole chain; only rows it covered are exported.
+    """1. Verify the whole chain; rows appended after it started are left out.
     2. Stream the period's events into the zip (constant memory), hashing as it goes.
     3. Add the chain proof, policy versions, metrics, manifest and README.
     4. Write beside `out` and rename at the end: a failed run leaves no half bundle."""
     steps: Progress = progress or (lambda rows, total, label: rows)
     length = chain_length()
     report = verify_chain(progress=lambda rows: steps(rows, length, "verify chain"))
-    events = events_between(period.since, period.until).filter(seq__lte=report.count).order_by("seq")
+    events = events_between(period.since, period.until).filter(seq__lte=length).order_by("seq")
     total = events.count()
     first, last = events.first(), events.last()
     partial = out.with_name(out.name + ".partial")
@@ -142,7 +142,7 @@ def evidence_write(*, period: Period, out: Path, progress: Progress | None = Non
                     }
                 ),
             )
-            add("policy_versions.json", _json_bytes(_policy_versions(period, report.count)))
+            add("policy_versions.json", _json_bytes(_policy_versions(period, length)))
             add("metrics.json", _json_bytes(metrics_summary(period).as_dict()))
             add(
                 "README.txt",

@@ -64,8 +64,3 @@ class Period:
             parse_bound(since, end=False, name="since") if since else until_at - timedelta(days=default_days)
         )
         return cls(since_at, until_at)
-
-    @classmethod
-    def last_days(cls, days: int) -> "Period":
-        now = timezone.now()
-        return cls(now - timedelta(days=days), now)

@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from audit.export import csv_cell
 from audit.management import progress
 from audit.models import AuditEvent
+from audit.services import record
 from tests.audit.trail import event, november_trail
 from tests.otp import otp_login
 
@@ -59,7 +59,7 @@ def test_csv_export_is_exactly_the_filtered_changelist(auditor_client, query, lo
     assert [int(line[COLUMNS.index("seq")]) for line in lines[1:]] == [e.seq for e in wanted]
     first = dict(zip(COLUMNS, lines[1], strict=True))
     assert first["hash"] == wanted[0].hash
-    assert first["at"] == wanted[0].at.isoformat(timespec="microseconds")
+    assert datetime.fromisoformat(first["at"]) == wanted[0].at
     assert json.loads(first["data"]) == wanted[0].data
 
 
@@ -101,12 +101,16 @@ def test_export_selected_rows_by_action(auditor_client):
     assert sorted(row["id"] for row in exported) == sorted(e.pk for e in chosen)
 
 
-def test_spreadsheet_formulas_in_recorded_names_are_defused():
-    assert csv_cell('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
-    assert csv_cell("@SUM(A1)") == "'@SUM(A1)"
-    assert csv_cell("alice") == "alice"
-    assert csv_cell(None) == ""
-    assert csv_cell({"b": 1, "a": "x"}) == '{"a": "x", "b": 1}'
+def test_spreadsheet_formulas_in_recorded_names_are_defused_in_csv_only(auditor_client):
+    typed_by_a_stranger = '=HYPERLINK("http://evil.example","open")'
+    record("login_failed", outcome="failure", actor=typed_by_a_stranger, subject="@SUM(A1)")
+    query = {"verb": "login_failed"}
+    row = next(csv.DictReader(io.StringIO(body(auditor_client.get(f"{CHANGELIST}export/csv/", query)))))
+    assert row["actor"] == "'" + typed_by_a_stranger
+    assert row["subject"] == "'@SUM(A1)"
+    assert row["verb"] == "login_failed" and row["tier"] == ""
+    exact = json.loads(body(auditor_client.get(f"{CHANGELIST}export/jsonl/", query)).splitlines()[0])
+    assert exact["actor"] == typed_by_a_stranger
 
 
 def bundle(path) -> dict[str, bytes]:
@@ -222,6 +226,9 @@ def test_a_broken_chain_is_written_into_the_bundle_and_fails_the_command(tmp_pat
     chain = json.loads(bundle(out)["chain.json"])
     assert chain["verification"]["ok"] is False
     assert chain["verification"]["first_bad_seq"] == victim.seq
+    # Every event of the period is still handed over, the altered one and those after it too.
+    exported = [json.loads(line)["seq"] for line in bundle(out)["events.jsonl"].decode().splitlines()]
+    assert victim.seq in exported and exported[-1] > victim.seq
     assert "BROKEN" in bundle(out)["README.txt"].decode()
 
 

@@ -2,6 +2,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from django.core.cache import cache
 
 from audit.tasks import audit_chain_verify
 from portal.dashboard import columns_chart, dashboard_days, rows_chart
@@ -9,6 +10,12 @@ from tests.audit.trail import november_trail
 from tests.otp import otp_login
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fresh_figures():
+    """The dashboard keeps its figures for a minute; each test brings its own events."""
+    cache.clear()
 
 
 @pytest.fixture
@@ -118,3 +125,15 @@ def test_chart_labels_link_to_the_matching_events(client, auditor, mid_november)
     listed = client.get(link.replace("&amp;", "&")).context["cl"].result_list
     assert {row.subject for row in listed} == {"bob"}
     assert {row.verb for row in listed} == {"challenge_failed", "case_failed", "case_blocked"}
+
+
+def test_figures_are_kept_for_a_minute(client, auditor, mid_november, time_machine):
+    from audit.services import record
+
+    otp_login(client, auditor)
+    tile = r'<span class="vigil-figure">(\d+)</span> Cases opened'
+    assert re.search(tile, client.get("/admin/").content.decode()).group(1) == "7"
+    record("case_opened", subject="late", data={"purpose": "service_desk"})
+    assert re.search(tile, client.get("/admin/").content.decode()).group(1) == "7"
+    time_machine.shift(60)
+    assert re.search(tile, client.get("/admin/").content.decode()).group(1) == "8"
