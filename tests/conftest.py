@@ -51,3 +51,11 @@ def default_policy(db):
     snapshot_invalidate()
     yield
     snapshot_invalidate()
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Cached figures (the dashboard's) must not leak from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
