@@ -1,5 +1,5 @@
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,21 @@ def _json_safe(data: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(data or {}, default=str))
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class Entry:
+    """One event to append: what `record` takes, for `record_many`."""
+
+    verb: str
+    outcome: str = Outcome.SUCCESS
+    actor: Person = None
+    subject: Person = None
+    tier: int | None = None
+    channel: str = ""
+    action: str = ""
+    target: models.Model | None = None
+    data: dict[str, Any] | None = None
+
+
 def record(
     verb: str,
     *,
@@ -39,38 +53,52 @@ def record(
     target: models.Model | None = None,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain.
+    """Append one event to the chain."""
+    entry = Entry(verb, outcome, actor, subject, tier, channel, action, target, data)
+    return record_many([entry])[0]
+
+
+@transaction.atomic
+def record_many(entries: Sequence[Entry]) -> list[AuditEvent]:
+    """Append events to the chain, in order, under one lock of its head.
 
     1. Lock the chain head (row lock on PostgreSQL, the IMMEDIATE write lock on
        SQLite), so concurrent writers from any process queue up, never fork.
-    2. Link the new row to the head's hash, hash it, insert it.
+    2. Link each new row to the previous hash, hash it, insert them together.
     3. Move the head. The lock is released when the caller's transaction ends,
-       so an event rolled back with its flow leaves no gap in the chain.
+       so events rolled back with their flow leave no gap in the chain.
     """
+    if not entries:
+        return []
     ctx = context.current()
     head = ChainHead.objects.select_for_update().get_or_create(pk=1)[0]
-    event = AuditEvent(
-        seq=head.count + 1,
-        at=timezone.now(),
-        actor=_name(actor) or ctx.actor,
-        subject=_name(subject),
-        verb=verb,
-        outcome=outcome,
-        tier=tier,
-        channel=channel,
-        action=action,
-        target_type=target._meta.label_lower if target is not None else "",
-        target_id=str(target.pk) if target is not None else "",
-        ip=ctx.ip,
-        request_id=ctx.request_id,
-        data=_json_safe(data),
-        prev_hash=head.hash,
-    )
-    event.hash = event.compute_hash()
-    event.save(force_insert=True)
-    head.hash, head.count = event.hash, event.seq
+    at = timezone.now()
+    events = []
+    for entry in entries:
+        target = entry.target
+        event = AuditEvent(
+            seq=head.count + 1,
+            at=at,
+            actor=_name(entry.actor) or ctx.actor,
+            subject=_name(entry.subject),
+            verb=entry.verb,
+            outcome=entry.outcome,
+            tier=entry.tier,
+            channel=entry.channel,
+            action=entry.action,
+            target_type=target._meta.label_lower if target is not None else "",
+            target_id=str(target.pk) if target is not None else "",
+            ip=ctx.ip,
+            request_id=ctx.request_id,
+            data=_json_safe(entry.data),
+            prev_hash=head.hash,
+        )
+        event.hash = event.compute_hash()
+        head.hash, head.count = event.hash, event.seq
+        events.append(event)
+    AuditEvent.objects.bulk_create(events, batch_size=1000)
     head.save(update_fields=["hash", "count"])
-    return event
+    return events
 
 
 @dataclass(frozen=True)

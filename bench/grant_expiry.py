@@ -394,7 +394,10 @@ def main() -> None:
             args.check_interval,
         )
         first = lag_figures(on_time)
-        say(f"on time: all ended, last {first['max']:.1f} s after the deadline")
+        say(
+            f"on time: all ended; lag p50 {first['p50']:.2f} s, p99 {first['p99']:.2f} s, "
+            f"max {first['max']:.2f} s, {first['per_s']:.1f} ended/s"
+        )
         ended_at = timezone.now()
         wait_checking(on_time, checks, lambda: queue_depth(broker) == (0, 0), args.timeout, 0.1)
         drained_s = (timezone.now() - ended_at).total_seconds()

@@ -182,6 +182,21 @@ class AccessRequestAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/policies/accessrequest/waiting.html", context)
 
 
+class GrantAttentionFilter(admin.SimpleListFilter):
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("removal_failing", "Access removal failing"), ("manual", "Manual step waiting")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> QuerySet[Grant]:
+        if self.value() == "removal_failing":
+            return queryset & Grant.objects.removal_failing()
+        if self.value() == "manual":
+            return queryset & Grant.objects.manual_waiting()
+        return queryset
+
+
 @admin.register(Grant)
 class GrantAdmin(admin.ModelAdmin):
     list_display = (
@@ -195,7 +210,7 @@ class GrantAdmin(admin.ModelAdmin):
         "provisioning",
         "provisioning_error",
     )
-    list_filter = ("provisioning", "entitlement")
+    list_filter = (GrantAttentionFilter, "provisioning", "entitlement")
     list_select_related = ("user", "entitlement")
     date_hierarchy = "starts_at"
     search_fields = ("=user__username",)

@@ -1,33 +1,37 @@
 """Provisioning, expiry and revocation of grants. Idempotent: a task run twice,
 or a sweeper racing the ETA task, changes nothing the second time."""
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.models import Outcome
-from audit.services import record
-from policies.models import AccessRequest, Grant, RequestState
+from audit.services import Entry, record_many
+from policies.models import AccessRequest, Grant, Provisioner, RequestState
 from policies.provisioners import ManualStep, deprovision, provision
 from verification.channels import DeliveryError
 from verification.errors import NotAllowed, WrongState
-from verification.notices import notice_to
+from verification.notices import notice_to, notices_to_many
 
 GIVE_UP_AFTER = 5  # failed deprovisions before the grant is shown as failing (it keeps being retried)
+END_BATCH = 500  # grants ended in one transaction: one statement a group, one lock of the audit chain
 
 
-def grant_event(
+def grant_entry(
     verb: str,
     grant: Grant,
     *,
     actor: Any = "system",
     outcome: str = Outcome.SUCCESS,
     data: dict[str, Any] | None = None,
-) -> None:
-    record(
+) -> Entry:
+    return Entry(
         verb,
         outcome=outcome,
         actor=actor,
@@ -36,6 +40,10 @@ def grant_event(
         target=grant,
         data={"entitlement": grant.entitlement.name, **(data or {})},
     )
+
+
+def grant_event(verb: str, grant: Grant, **kwargs: Any) -> None:
+    record_many([grant_entry(verb, grant, **kwargs)])
 
 
 def _lock(grant_id: int) -> Grant:
@@ -92,7 +100,6 @@ def grant_end(*, grant_id: int) -> bool:
         state = grant.state(now)
         if state in {"active", "scheduled"} or grant.ended_at is not None:
             return False
-        verb = "grant_revoked_ended" if state == "revoked" else "grant_expired"
         cover = _covered_elsewhere(grant, now)
         if cover is None and grant.provisioning in {
             Grant.Provisioning.PROVISIONED,
@@ -122,27 +129,89 @@ def grant_end(*, grant_id: int) -> bool:
             grant.provisioning = Grant.Provisioning.DEPROVISIONED
         grant.ended_at = now
         grant.save(update_fields=["provisioning", "provisioning_error", "ended_at"])
-        final = RequestState.REVOKED if state == "revoked" else RequestState.EXPIRED
-        AccessRequest.objects.filter(
-            pk=grant.request_id, state__in=[RequestState.ACTIVE, RequestState.APPROVED]
-        ).update(state=final)
-        grant_event(
-            verb,
-            grant,
-            data={
-                "lag_seconds": round((now - grant.ends_at()).total_seconds(), 3),
-                "still_covered_by": cover.pk if cover else None,
-                "provisioning": grant.provisioning,
-            },
-        )
-        if state == "expired":
-            for person in {grant.user, grant.request.requester}:
-                notice_to(
-                    person,
-                    headline=f"Access ended: {grant.entitlement.name}",
-                    message=f"{grant.entitlement.name} for {grant.user.get_username()} expired.",
-                )
+        _close_requests([grant], now)
+        record_many([_ended_entry(grant, now, cover.pk if cover else None)])
+        notices_to_many(_ended_messages([grant], now))
         return True
+
+
+def _close_requests(grants: list[Grant], now: datetime) -> None:
+    """The request of an ended grant ends with it: revoked or expired."""
+    for final, state in ((RequestState.REVOKED, "revoked"), (RequestState.EXPIRED, "expired")):
+        AccessRequest.objects.filter(
+            pk__in=[g.request_id for g in grants if g.state(now) == state],
+            state__in=[RequestState.ACTIVE, RequestState.APPROVED],
+        ).update(state=final)
+
+
+def _ended_entry(grant: Grant, now: datetime, still_covered_by: int | None) -> Entry:
+    return grant_entry(
+        "grant_revoked_ended" if grant.state(now) == "revoked" else "grant_expired",
+        grant,
+        data={
+            "lag_seconds": round((now - grant.ends_at()).total_seconds(), 3),
+            "still_covered_by": still_covered_by,
+            "provisioning": grant.provisioning,
+        },
+    )
+
+
+def _ended_messages(grants: list[Grant], now: datetime) -> list[tuple[Any, str, str]]:
+    """Beneficiary and requester hear of an expiry (a revocation was told when it was made)."""
+    return [
+        (
+            person,
+            f"Access ended: {g.entitlement.name}",
+            f"{g.entitlement.name} for {g.user.get_username()} expired.",
+        )
+        for g in grants
+        if g.state(now) == "expired"
+        for person in {g.user, g.request.requester}
+    ]
+
+
+def grants_end_due(*, limit: int = END_BATCH) -> int:
+    """End up to `limit` grants past their end whose access is a Django group, together:
+    memberships removed with one statement a group, grants and requests closed,
+    audit rows appended under one lock of the chain, notices queued in one insert.
+    Concurrent callers take disjoint rows (SKIP LOCKED); grants provisioned elsewhere
+    (webhook, operator) are left to grant_end, one call each. Returns how many ended."""
+    with transaction.atomic():
+        now = timezone.now()
+        due = list(
+            Grant.objects.filter(ended_at=None, entitlement__provisioner=Provisioner.DJANGO_GROUP)
+            .filter(Q(expires_at__lte=now) | Q(revoked_at__lte=now))
+            .select_related("user", "entitlement", "request__requester")
+            .select_for_update(of=("self",), skip_locked=True)
+            .order_by("pk")[:limit]
+        )
+        if not due:
+            return 0
+        covers = {
+            (user_id, entitlement_id): pk
+            for user_id, entitlement_id, pk in Grant.objects.active(now)
+            .filter(user__in={g.user_id for g in due}, entitlement__in={g.entitlement_id for g in due})
+            .values_list("user_id", "entitlement_id", "pk")
+        }
+        cover_of = {g.pk: covers.get((g.user_id, g.entitlement_id)) for g in due}
+        removals: defaultdict[int, set[int]] = defaultdict(set)
+        for grant in due:
+            if grant.provisioning == Grant.Provisioning.PENDING:
+                grant.provisioning = Grant.Provisioning.DEPROVISIONED
+            elif cover_of[grant.pk] is None and grant.provisioning != Grant.Provisioning.DEPROVISIONED:
+                removals[grant.entitlement.group_id].add(grant.user_id)  # type: ignore[index]
+                grant.provisioning, grant.provisioning_error = Grant.Provisioning.DEPROVISIONED, ""
+        membership = get_user_model().groups.through
+        for group_id, user_ids in removals.items():
+            membership.objects.filter(group_id=group_id, user_id__in=user_ids).delete()
+        now = timezone.now()  # the access is gone from here on
+        for grant in due:
+            grant.ended_at = now
+        Grant.objects.bulk_update(due, ["provisioning", "provisioning_error", "ended_at"])
+        _close_requests(due, now)
+        record_many([_ended_entry(g, now, cover_of[g.pk]) for g in due])
+        notices_to_many(_ended_messages(due, now))
+        return len(due)
 
 
 @transaction.atomic
@@ -199,16 +268,14 @@ def grant_manual_complete(*, grant: Grant, actor: Any) -> Grant:
 def grants_sweep(now: datetime | None = None) -> dict[str, int]:
     """Beat: whatever the ETA tasks missed (a worker down over a deadline)."""
     now = now or timezone.now()
-    ended = sum(
-        grant_end(grant_id=pk)
-        for pk in Grant.objects.filter(ended_at=None)
-        .exclude(expires_at__gt=now, revoked_at=None)
-        .filter(expires_at__lte=now)
-        .values_list("pk", flat=True)
-    )
+    ended = 0
+    while batch := grants_end_due():
+        ended += batch
     ended += sum(
         grant_end(grant_id=pk)
-        for pk in Grant.objects.filter(ended_at=None, revoked_at__lte=now).values_list("pk", flat=True)
+        for pk in Grant.objects.filter(ended_at=None)
+        .filter(Q(expires_at__lte=now) | Q(revoked_at__lte=now))
+        .values_list("pk", flat=True)
     )
     started = sum(
         grant_provision(grant_id=pk)

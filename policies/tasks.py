@@ -12,9 +12,13 @@ def grant_provision(grant_id: int) -> bool:
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def grant_expire(self, grant_id: int) -> bool:  # type: ignore[no-untyped-def]
-    """Scheduled at expires_at; a deprovision that fails is retried with backoff,
-    and the beat sweeper catches anything this misses."""
+    """Scheduled at expires_at. Grants sharing a deadline end together: the first task
+    to run ends every group grant due, in batches; the rest find theirs done. A
+    deprovision that fails is retried with backoff, and the beat sweeper catches
+    anything this misses."""
     with acting_as("system"):
+        while grants.grants_end_due():
+            pass
         ended = grants.grant_end(grant_id=grant_id)
     from policies.models import Grant
 

@@ -23,6 +23,7 @@ from audit.metrics import (
 )
 from audit.periods import Period
 from audit.selectors import last_chain_verification
+from policies.models import Grant
 
 PERIODS = (7, 30, 90)
 DEFAULT_DAYS = 30
@@ -194,6 +195,22 @@ def dashboard_context(days: int) -> dict[str, Any]:
             ],
         ),
     }
+
+
+def access_attention(user: Any) -> list[tuple[str, int, str]]:
+    """Grants an operator must act on. Counted live, not cached: whoever just fixed
+    a failing removal expects to see it gone."""
+    if not user.has_perm("policies.view_grant"):
+        return []
+    changelist = reverse("admin:policies_grant_changelist")
+    return [
+        (
+            "access removals failing",
+            Grant.objects.removal_failing().count(),
+            f"{changelist}?attention=removal_failing",
+        ),
+        ("manual steps waiting", Grant.objects.manual_waiting().count(), f"{changelist}?attention=manual"),
+    ]
 
 
 def dashboard_days(raw: str | None) -> int:

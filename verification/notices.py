@@ -3,6 +3,7 @@ transaction that caused them, delivered by a worker after the commit, and re-sen
 by the beat sweeper if the broker or the gateway was away."""
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,24 +24,36 @@ from verification.models import Notice, OneTimeLink, VerificationCase
 logger = logging.getLogger(__name__)
 
 # Longer than EMAIL_TIMEOUT and the webhook timeout: a live worker keeps its claim.
-DELIVERY_LEASE = timedelta(seconds=60)
+DELIVERY_LEASE = timedelta(seconds=settings.VERIFICATION_DELIVERY_LEASE_SECONDS)
 NOTICE_GIVE_UP_AFTER = timedelta(hours=24)
 
 
 def enqueue_on_commit(task_name: str, object_id: int) -> None:
-    """Hand `object_id` to a verification task once the transaction commits.
+    """Hand `object_id` to a verification task once the transaction commits."""
+    enqueue_many_on_commit(task_name, [object_id])
 
-    The row is already stored as queued, so a broker that is briefly away costs
-    nothing but time: the sweeper enqueues it later and the request still succeeds.
+
+def enqueue_many_on_commit(task_name: str, object_ids: list[int]) -> None:
+    """Hand each of `object_ids` to a verification task once the transaction commits,
+    over one broker connection.
+
+    The rows are already stored as queued, so a broker that is briefly away costs
+    nothing but time: the sweeper enqueues them later and the request still succeeds.
     (DeliveryError and Retry reach here only when tasks run eagerly, as in tests.)"""
 
     def send() -> None:
         from verification import tasks
 
+        task = getattr(tasks, task_name)
         try:
-            getattr(tasks, task_name).delay(object_id)
-        except (OperationalError, OSError, DeliveryError, Retry):
-            logger.warning("%s(%s) left for the sweeper", task_name, object_id, exc_info=True)
+            with task.app.producer_or_acquire() as producer:
+                for object_id in object_ids:
+                    try:
+                        task.apply_async((object_id,), producer=producer)
+                    except (DeliveryError, Retry):
+                        logger.warning("%s(%s) left for the sweeper", task_name, object_id, exc_info=True)
+        except (OperationalError, OSError):
+            logger.warning("%s(%s) left for the sweeper", task_name, object_ids, exc_info=True)
 
     transaction.on_commit(send)
 
@@ -48,6 +61,24 @@ def enqueue_on_commit(task_name: str, object_id: int) -> None:
 def _queue(**fields: Any) -> None:
     notice = Notice.objects.create(**fields)
     enqueue_on_commit("notice_deliver", notice.pk)
+
+
+def notices_to_many(messages: Iterable[tuple[Any, str, str]]) -> None:
+    """Email each (user, headline, message) once the current transaction commits:
+    one insert and one broker connection for all of them."""
+    notices = Notice.objects.bulk_create(
+        Notice(
+            medium=Notice.Medium.EMAIL,
+            to=user.email,
+            name=user.get_full_name() or user.get_username(),
+            headline=headline[:200],
+            message=message,
+        )
+        for user, headline, message in messages
+        if user.email
+    )
+    if notices:
+        enqueue_many_on_commit("notice_deliver", [notice.pk for notice in notices])
 
 
 def notice_to(

@@ -146,6 +146,17 @@ class GrantQuerySet(models.QuerySet["Grant"]):
             Q(revoked_at__isnull=True) | Q(revoked_at__gt=at)
         )
 
+    def removal_failing(self, at: datetime | None = None) -> "QuerySet[Grant]":
+        """Past their end with the access still in place after failed attempts to take
+        it away: retried with backoff, and shown to operators until it is gone."""
+        at = at or timezone.now()
+        return self.filter(Q(expires_at__lte=at) | Q(revoked_at__lte=at), ended_at=None).filter(
+            deprovision_attempts__gt=0
+        )
+
+    def manual_waiting(self) -> "QuerySet[Grant]":
+        return self.filter(provisioning=Grant.Provisioning.MANUAL)
+
 
 class Grant(models.Model):
     class Provisioning(models.TextChoices):

@@ -2,7 +2,7 @@ from typing import Any
 
 from django import template
 
-from portal.dashboard import dashboard_context, dashboard_days
+from portal.dashboard import access_attention, dashboard_context, dashboard_days
 
 register = template.Library()
 
@@ -13,4 +13,8 @@ def vigil_dashboard(context: dict[str, Any]) -> dict[str, Any]:
     request = context.get("request")
     if request is None or not request.user.has_perm("audit.view_auditevent"):
         return {"show": False}
-    return {"show": True, **dashboard_context(dashboard_days(request.GET.get("days")))}
+    return {
+        "show": True,
+        **dashboard_context(dashboard_days(request.GET.get("days"))),
+        "attention": access_attention(request.user),
+    }
