@@ -29,7 +29,8 @@ class InstantField(forms.CharField):
             raise forms.ValidationError(str(exc), code="invalid_date") from exc
 
 
-class InstantFilter(django_filters.Filter):
+# A CharFilter so the schema says string: a bare date is accepted too, and empty means no bound.
+class InstantFilter(django_filters.CharFilter):
     field_class = InstantField
 
 

@@ -36,6 +36,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil_audit_bench")
@@ -43,6 +45,7 @@ os.environ["DATABASE_URL"] = DATABASE_URL
 os.environ.pop("REDIS_URL", None)
 os.environ.setdefault("VIGIL_VAR_DIR", str(Path(tempfile.gettempdir()) / "vigil-audit-bench"))
 os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("FIELD_ENCRYPTION_KEYS", Fernet.generate_key().decode())
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.default")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 os.environ["HTTPS"] = "0"

@@ -32,6 +32,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil_bench_grants")
@@ -337,6 +339,7 @@ def main() -> None:
         "DATABASE_URL": DB_URL,
         "REDIS_URL": REDIS_URL,
         "SECRET_KEY": SECRET,
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),  # a throwaway database
         "DEBUG": "0",
         "LOG_LEVEL": "WARNING",
         "GRANT_SWEEP_SECONDS": str(args.sweep_seconds),

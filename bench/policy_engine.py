@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil_bench_policy")
 SECRET = "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"  # noqa: S105 - a throwaway database
@@ -108,6 +110,7 @@ def main() -> None:
 
     os.environ["DATABASE_URL"] = DB_URL
     os.environ.setdefault("SECRET_KEY", SECRET)
+    os.environ.setdefault("FIELD_ENCRYPTION_KEYS", Fernet.generate_key().decode())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.default")
     ensure_database()
     import django

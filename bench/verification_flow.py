@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil_bench_flow")
@@ -169,6 +171,7 @@ def main() -> None:
         "DATABASE_URL": DB_URL,
         "REDIS_URL": REDIS_URL,
         "SECRET_KEY": SECRET,
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),  # a throwaway database
         "DEBUG": "0",
         "HTTPS": "0",
         "ALLOWED_HOSTS": "127.0.0.1",

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.models import Outcome
@@ -170,15 +171,28 @@ def on_requester_verified(case: VerificationCase) -> None:
     )
 
 
+def _is_approver(user: Any) -> bool:
+    return bool(user.groups.filter(name=settings.APPROVER_GROUP).exists())
+
+
+def requests_awaiting(approver: Any) -> QuerySet[AccessRequest]:
+    """Requests waiting for a decision `approver` may give: any, for an approver; their own
+    entitlements', for an owner; never one they asked for, benefit from or decided already."""
+    waiting = (
+        AccessRequest.objects.filter(state=RequestState.PENDING_APPROVAL)
+        .exclude(requester_id=approver.pk)
+        .exclude(beneficiary_id=approver.pk)
+        .exclude(approvals__approver_id=approver.pk)
+    )
+    return waiting if _is_approver(approver) else waiting.filter(entitlement__owner_id=approver.pk)
+
+
 def _check_approver(request: AccessRequest, approver: Any, step_up_code: str, approve: bool) -> None:
     """Eligibility is checked now, when they decide, not when the request was filed.
     Approving at a high tier takes the approver's own step-up; denying grants nothing."""
     if approver.pk in {request.requester_id, request.beneficiary_id}:
         raise NotAllowed("requesters and beneficiaries never approve their own access", code="self_approval")
-    eligible = (
-        approver.pk == request.entitlement.owner_id
-        or approver.groups.filter(name=settings.APPROVER_GROUP).exists()
-    )
+    eligible = approver.pk == request.entitlement.owner_id or _is_approver(approver)
     if not eligible or not approver.is_active:
         raise NotAllowed("only the entitlement's owner or an approver decides", code="not_approver")
     if approve and (request.tier_level or 0) >= STEP_UP_TIER:

@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -13,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 
-from policies.access import access_request_decide, access_request_submit
+from policies.access import access_request_decide, access_request_submit, requests_awaiting
 from policies.grants import grant_manual_complete, grant_retry_deprovision, grant_revoke
 from policies.models import AccessRequest, Approval, Entitlement, Grant, RequestState
 from verification.errors import VerificationError
@@ -149,7 +150,9 @@ class AccessRequestAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/policies/accessrequest/submit.html", context)
 
     def waiting_view(self, request: HttpRequest) -> HttpResponse:
-        """Requests waiting for an approver's decision; eligibility is checked again on deciding."""
+        """Requests waiting for this person's decision; eligibility is checked again on deciding."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         if request.method == "POST":
             pending = get_object_or_404(AccessRequest, pk=request.POST.get("request"))
             try:
@@ -166,10 +169,7 @@ class AccessRequestAdmin(admin.ModelAdmin):
                 messages.success(request, f"Request {decided.pk}: {decided.get_state_display().lower()}.")
             return redirect("admin:policies_access_waiting")
         waiting = (
-            AccessRequest.objects.filter(state=RequestState.PENDING_APPROVAL)
-            .exclude(requester_id=request.user.pk)
-            .exclude(beneficiary_id=request.user.pk)
-            .exclude(approvals__approver_id=request.user.pk)
+            requests_awaiting(request.user)
             .select_related("entitlement__tier", "requester", "beneficiary")
             .order_by("created_at")
         )

@@ -4,11 +4,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
-from django_otp import devices_for_user
 
 from policies.engine import Decision, PolicyInput, TierSpec, UnknownAction, decide
 from policies.snapshot import snapshot_current
 from verification.cases import case_open
+from verification.devices import factors_of
 from verification.models import CaseState, Purpose, VerificationCase
 from verification.requirements import Method, Requirements
 
@@ -30,7 +30,7 @@ def policy_input_build(
     one per factor type, one for recent cases."""
     enrolled = [
         device.created_at
-        for device in devices_for_user(subject, confirmed=True)
+        for _, device in factors_of(subject)
         if getattr(device, "created_at", None) is not None
     ]
     since = at - timedelta(hours=window_hours)

@@ -12,11 +12,14 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from auditlog.registry import auditlog
+        from django.contrib.auth.signals import user_logged_in
 
         from portal.models import User
+        from portal.session_expiry import staff_session_start
 
         auditlog.register(User, exclude_fields=["password", "last_login"])
         post_migrate.connect(_sync_roles, sender=self)
+        user_logged_in.connect(staff_session_start, dispatch_uid="staff_session_start")
 
 
 def _sync_roles(**kwargs: Any) -> None:

@@ -132,6 +132,10 @@ def console_case(request: HttpRequest, case_id: int) -> HttpResponse:
     visible = VerificationCase.objects.all() if may_proof else cases_visible_to(request.user)
     case = get_object_or_404(visible.select_related("subject", "agent"), pk=case_id)
     if request.method == "POST":
+        # Seeing a case is not running it: its agent takes the steps, an ID verifier the proofing.
+        runs_it = may_proof if request.POST.get("op") == "proof" else request.user.pk == case.agent_id
+        if not runs_it:
+            raise PermissionDenied
         try:
             _handle_case_post(request, case)
         except VerificationError as exc:

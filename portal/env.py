@@ -5,12 +5,14 @@ typo in a deployment fails at start-up instead of silently meaning "off".
 """
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_RATE = re.compile(r"^[1-9][0-9]*/(second|minute|hour|day)$")
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -60,4 +62,12 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = os.environ.get(name, default).strip()
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of: {', '.join(choices)}")
+    return value
+
+
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate such as "30/minute"; DRF itself would only fail on the first request."""
+    value = os.environ.get(name, default).strip()
+    if not _RATE.match(value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 30/minute (or second, hour, day)")
     return value

@@ -44,12 +44,12 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
             for model in POLICY_MODELS
             for verb in ("view", "add", "change", "delete")
         ),
-        "otp_totp.view_totpdevice",
-        "otp_totp.delete_totpdevice",
+        "verification.view_authenticatordevice",
+        "verification.delete_authenticatordevice",
         "otp_email.view_emaildevice",
         "otp_email.delete_emaildevice",
-        "otp_static.view_staticdevice",
-        "otp_static.delete_staticdevice",
+        "verification.view_backupcodedevice",
+        "verification.delete_backupcodedevice",
         "verification.view_verificationcase",
         "verification.view_challenge",
         "verification.perform_id_proofing",

@@ -4,23 +4,23 @@ import time
 
 from django.test import Client
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.models import User
 from tests.conftest import PASSWORD
 from verification.factors import factor_enroll
+from verification.models import AuthenticatorDevice
 
 
-def authenticator(user: User) -> TOTPDevice:
+def authenticator(user: User) -> AuthenticatorDevice:
     """The authenticator app the login form checks (the newest), enrolled if missing."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()
+    device = AuthenticatorDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()
     if device is None:
         device = factor_enroll(user=user, method="totp").device
-        assert isinstance(device, TOTPDevice)
+        assert isinstance(device, AuthenticatorDevice)
     return device
 
 
-def current_token(device: TOTPDevice) -> str:
+def current_token(device: AuthenticatorDevice) -> str:
     """A code the device accepts now.
 
     django-otp refuses a time step it has already accepted (replay protection), so a
@@ -34,11 +34,11 @@ def current_token(device: TOTPDevice) -> str:
     return f"{code:0{device.digits}d}"
 
 
-def wrong_token(device: TOTPDevice) -> str:
+def wrong_token(device: AuthenticatorDevice) -> str:
     return f"{(int(current_token(device)) + 1) % 10**device.digits:0{device.digits}d}"
 
 
-def otp_login(client: Client, user: User) -> TOTPDevice:
+def otp_login(client: Client, user: User) -> AuthenticatorDevice:
     """Log `user` in through the OTP admin login form with password and a fresh TOTP."""
     device = authenticator(user)
     response = client.post(

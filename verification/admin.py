@@ -4,12 +4,19 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
-from django_otp.plugins.otp_static.admin import StaticDeviceAdmin
 from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from verification.models import Challenge, Notice, PushDevice, SMSDevice, SubjectHold, VerificationCase
+from verification.models import (
+    AuthenticatorDevice,
+    BackupCodeDevice,
+    Challenge,
+    Notice,
+    PushDevice,
+    SMSDevice,
+    SubjectHold,
+    VerificationCase,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -132,31 +139,13 @@ class FactorAdmin(admin.ModelAdmin):
     raw_id_fields = ("user",)
 
 
-class KeylessTOTPDeviceAdmin(TOTPDeviceAdmin):
-    """django-otp's TOTP admin, without the seed: nobody in the admin reads a TOTP key."""
+@admin.register(AuthenticatorDevice, BackupCodeDevice)
+class SecretKeepingFactorAdmin(FactorAdmin):
+    """No TOTP seed, QR code or backup code here: they are shown once, to their owner, at
+    enrolment (`enroll_factor`, the enrolment link), and never again."""
 
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [(None, {"fields": ["user", "name", "confirmed", "created_at", "last_used_at"]})]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ["created_at", "last_used_at"]
-
-    def get_list_display(self, request: HttpRequest) -> Any:
-        return ["user", "name", "confirmed"]
-
-    def get_urls(self) -> Any:
-        # Drops django-otp's config/QR views, which would show the seed.
-        return admin.ModelAdmin.get_urls(self)
-
-
-class CodelessStaticDeviceAdmin(StaticDeviceAdmin):
-    """django-otp's backup-code admin without its token inline: backup codes are shown
-    once, to their owner, by `enroll_factor`, and never again."""
-
-    inlines: list[Any] = []
-
-    def get_inline_instances(self, request: HttpRequest, obj: Any = None) -> list[Any]:
-        return []
+    fields = ("user", "name", "confirmed", "created_at", "last_used_at")
+    readonly_fields = ("created_at", "last_used_at")
 
 
 @admin.register(Notice)
@@ -172,7 +161,7 @@ class NoticeAdmin(ReadOnlyAdmin):
     exclude = ("claimed_until",)
 
 
+# django-otp's own models keep seeds and codes in clear; factors live in ours
+# (migration 0004 moved them), so their admins would only invite new plaintext ones.
 admin.site.unregister(TOTPDevice)
-admin.site.register(TOTPDevice, KeylessTOTPDeviceAdmin)
 admin.site.unregister(StaticDevice)
-admin.site.register(StaticDevice, CodelessStaticDeviceAdmin)

@@ -15,7 +15,15 @@ from django.utils import timezone
 from audit.models import Outcome
 from audit.services import record
 from verification.errors import BadRequest, NotAllowed, VerificationError, WrongState
-from verification.models import CaseState, Challenge, ChallengeState, IdProofing, Purpose, VerificationCase
+from verification.models import (
+    CaseState,
+    Challenge,
+    ChallengeState,
+    IdProofing,
+    Purpose,
+    SubjectHold,
+    VerificationCase,
+)
 from verification.notices import notice_security
 from verification.purposes import notify_verified
 from verification.requirements import Method, Requirements
@@ -237,14 +245,14 @@ def lock_case(case: VerificationCase) -> VerificationCase:
 
 
 def lock_challenge(challenge_id: int) -> Challenge | None:
-    """Lock a challenge after its case (see lock_case); None if there is no such challenge."""
-    case_id = Challenge.objects.filter(pk=challenge_id).values_list("case_id", flat=True).first()
-    if case_id is None:
+    """Lock a challenge after its case (see lock_case); None if there is no such challenge.
+    Every answer comes here, so the case is found and locked in one narrow statement;
+    the people it names load only if a step needs them."""
+    cases = VerificationCase.objects.select_for_update(of=("self",))
+    case = cases.filter(challenges__pk=challenge_id).first()
+    if case is None:
         return None
-    case = lock_case(VerificationCase(pk=case_id))
-    challenge = (
-        Challenge.objects.select_for_update(of=("self",)).select_related("recipient").get(pk=challenge_id)
-    )
+    challenge = Challenge.objects.select_for_update().get(pk=challenge_id)
     challenge.case = case
     return challenge
 
@@ -308,9 +316,21 @@ def case_fail(case: VerificationCase, *, reason: str, state: str = CaseState.FAI
     case_event(verb, case, outcome=Outcome.FAILURE, data={"reason": reason})
 
 
-@transaction.atomic
+def _check_case_agent(case: VerificationCase, actor: Any) -> None:
+    # Seeing a case (auditors, security admins) is not running it.
+    if actor.pk != case.agent_id:
+        raise NotAllowed("only the agent who opened the case may close or escalate it")
+
+
 def case_cancel(*, case: VerificationCase, actor: Any, reason: str) -> VerificationCase:
+    """Only the case's agent cancels (the requester, for a step-up). A refusal is audited."""
+    with refusals_audited("case_cancel_refused", case, actor=actor), transaction.atomic():
+        return _case_cancel(case=case, actor=actor, reason=reason)
+
+
+def _case_cancel(*, case: VerificationCase, actor: Any, reason: str) -> VerificationCase:
     case = lock_case(case)
+    _check_case_agent(case, actor)
     if case.state not in {CaseState.OPEN, CaseState.VERIFIED}:
         raise WrongState(f"a {case.state} case cannot be cancelled")
     case.state, case.closed_reason = CaseState.CANCELLED, reason[:200]
@@ -320,10 +340,15 @@ def case_cancel(*, case: VerificationCase, actor: Any, reason: str) -> Verificat
     return case
 
 
-@transaction.atomic
 def case_escalate(*, case: VerificationCase, actor: Any, note: str) -> VerificationCase:
-    """The agent hands a failed or blocked case to security."""
+    """The agent hands a failed or blocked case to security. A refusal is audited."""
+    with refusals_audited("case_escalate_refused", case, actor=actor), transaction.atomic():
+        return _case_escalate(case=case, actor=actor, note=note)
+
+
+def _case_escalate(*, case: VerificationCase, actor: Any, note: str) -> VerificationCase:
     case = lock_case(case)
+    _check_case_agent(case, actor)
     if case.state not in {CaseState.OPEN, CaseState.FAILED, CaseState.BLOCKED}:
         raise WrongState(f"a {case.state} case cannot be escalated")
     previous = case.state
@@ -346,6 +371,17 @@ def subject_recent_failures(subject: Any, now: Any) -> int:
     (`attempts` counts wrong answers only)."""
     recent = Challenge.objects.filter(case__subject=subject, created_at__gte=now - timedelta(hours=24))
     return recent.aggregate(total=Sum("attempts"))["total"] or 0
+
+
+def subject_on_hold(subject: Any, now: Any) -> bool:
+    return SubjectHold.objects.filter(subject=subject, until__gt=now).exists()
+
+
+def subject_hold(subject: Any, *, minutes: int, reason: str, now: Any) -> Any:
+    """No challenge goes to the subject, and none passes, until the returned time."""
+    until = now + timedelta(minutes=minutes)
+    SubjectHold.objects.create(subject=subject, until=until, reason=reason[:200], created_at=now)
+    return until
 
 
 def cases_expire(now: Any = None) -> int:

@@ -20,6 +20,8 @@ from verification.cases import (
     lock_challenge,
     refusals_audited,
     requirements_of,
+    subject_hold,
+    subject_on_hold,
     subject_recent_failures,
 )
 from verification.channels import DeliveryError, email_send, sms_send
@@ -31,7 +33,6 @@ from verification.models import (
     ChallengeState,
     PushDevice,
     SMSDevice,
-    SubjectHold,
     VerificationCase,
 )
 from verification.notices import DELIVERY_LEASE, enqueue_on_commit, notice_security, notice_to
@@ -102,7 +103,7 @@ def _check_can_challenge(case: VerificationCase, method: Method, now: Any) -> No
         raise BadRequest(
             f"{method} travels over the channel the request came in on ({case.channel})", code="same_channel"
         )
-    if SubjectHold.objects.filter(subject=case.subject, until__gt=now).exists():
+    if subject_on_hold(case.subject, now):
         raise WrongState(
             "the subject reported an impersonation attempt; challenges are on hold", code="subject_on_hold"
         )
@@ -189,12 +190,15 @@ def _challenge_create(*, case: VerificationCase, method: str, actor: Any, device
 
 
 def attempts_left(challenge: Challenge) -> int:
+    if challenge.state == ChallengeState.FAILED:
+        return 0
     return max(challenge.max_attempts - challenge.attempts, 0)
 
 
 def public_state(challenge: Challenge) -> str:
-    """The state an answer reports: a challenge failed by its attempt limit is `locked`."""
-    if challenge.state == ChallengeState.FAILED and challenge.attempts >= challenge.max_attempts:
+    """The state an answer reports: a failed challenge is `locked` (by its attempt
+    limit, the subject's failure limit or a hold on the subject)."""
+    if challenge.state == ChallengeState.FAILED:
         return "locked"
     return str(challenge.state)
 
@@ -221,17 +225,28 @@ def challenge_expire_if_due(challenge: Challenge, now: Any) -> bool:
     return False
 
 
-@transaction.atomic
 def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challenge:
-    """1. Lock the challenge; only the case's agent types in what the caller reads.
-    2. Expired → expired; already locked → locked, no new information.
-    3. Verify against the chosen device only; a pass is single use.
-    4. A wrong code spends an attempt; at the limit the challenge locks and the
+    """1. A locked challenge is final: an answer to it is checked like any other, then
+       refused from one narrow read, without a row lock or a write, so a flood of
+       guesses at locked challenges holds up no one.
+    2. Otherwise lock the challenge; only the case's agent types in what the caller reads.
+    3. Expired → expired; already locked → locked, no new information.
+    4. A subject on hold: the challenge locks, whatever was typed.
+    5. Verify against the chosen device only; a pass is single use.
+    6. A wrong code spends an attempt; at the limit the challenge locks and the
        case fails; too many failures for the subject anywhere escalates it."""
-    found = lock_challenge(challenge.pk)
-    assert found is not None  # the caller loaded it
-    challenge, case = found, found.case
-    if actor.pk != case.agent_id:
+    final = Challenge.objects.filter(pk=challenge.pk, state=ChallengeState.FAILED)
+    locked = final.values_list("case__agent_id", "attempts").first()
+    if locked is None:
+        return _challenge_answer(challenge_id=challenge.pk, code=code, actor=actor)
+    agent_id, challenge.attempts = locked
+    _check_answer(challenge, agent_id=agent_id, code=code, actor=actor)
+    challenge.state = ChallengeState.FAILED
+    return challenge
+
+
+def _check_answer(challenge: Challenge, *, agent_id: int, code: str, actor: Any) -> None:
+    if actor.pk != agent_id:
         raise NotAllowed("only the agent who opened the case may answer its challenges")
     if challenge.method in ANSWERED_BY_RECIPIENT:
         raise BadRequest(
@@ -239,6 +254,14 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
         )
     if not isinstance(code, str) or not _CODE_SHAPE.match(code.strip()):
         raise BadRequest("the code must be 1 to 16 letters or digits", code="bad_code")
+
+
+@transaction.atomic
+def _challenge_answer(*, challenge_id: int, code: str, actor: Any) -> Challenge:
+    found = lock_challenge(challenge_id)
+    assert found is not None  # the caller loaded it
+    challenge, case = found, found.case
+    _check_answer(challenge, agent_id=case.agent_id, code=code, actor=actor)
     now = timezone.now()
     if challenge_expire_if_due(challenge, now) or public_state(challenge) == "locked":
         return challenge
@@ -251,6 +274,9 @@ def challenge_answer(*, challenge: Challenge, code: str, actor: Any) -> Challeng
         raise WrongState("the code has not been sent yet", code="not_sent")
     if challenge.state != ChallengeState.SENT and not in_flight:
         raise WrongState(f"the challenge is already {challenge.state}")
+    if subject_on_hold(case.subject, now):
+        challenge_lock_held(challenge, actor=actor)
+        return challenge
     if _verify(challenge, code.strip()):
         challenge_pass(challenge, actor=actor, now=now)
     else:
@@ -275,31 +301,58 @@ def challenge_pass(challenge: Challenge, *, actor: Any, now: Any) -> None:
 def challenge_wrong_answer(challenge: Challenge, *, actor: Any, data: dict[str, Any] | None = None) -> None:
     """Spend one attempt (NIST SP 800-63B 5.2.2). At the limit the challenge locks
     and the case fails. Wrong answers for the subject are also counted across every
-    agent and case: past the limit (far below NIST's 100) the case is escalated and
-    security admins are told. The caller holds the case and challenge locks."""
-    case = challenge.case
+    agent and case: past the limit (far below NIST's 100) the challenge locks, the
+    case is escalated, the subject is put on hold (their other open challenges lock
+    when next answered, and no new one is sent) and security admins are told.
+    The caller holds the case and challenge locks."""
+    case, now = challenge.case, timezone.now()
     challenge.attempts += 1
-    exhausted = challenge.attempts >= challenge.max_attempts
-    if exhausted:
+    challenge.save(update_fields=["attempts"])
+    failures = subject_recent_failures(case.subject, now)
+    over_limit = failures >= settings.VERIFICATION_SUBJECT_FAILURE_LIMIT
+    locked = over_limit or challenge.attempts >= challenge.max_attempts
+    if locked:
         challenge.state, challenge.secret_hash = ChallengeState.FAILED, ""
-    challenge.save(update_fields=["attempts", "state", "secret_hash"])
+        challenge.save(update_fields=["state", "secret_hash"])
     case_event(
         "challenge_failed",
         case,
         outcome=Outcome.FAILURE,
         actor=actor,
-        data={"challenge": challenge.pk, "attempts": challenge.attempts, "locked": exhausted, **(data or {})},
+        data={"challenge": challenge.pk, "attempts": challenge.attempts, "locked": locked, **(data or {})},
     )
-    failures = subject_recent_failures(case.subject, timezone.now())
-    if failures >= settings.VERIFICATION_SUBJECT_FAILURE_LIMIT:
+    if over_limit:
+        until = subject_hold(
+            case.subject,
+            minutes=settings.VERIFICATION_FAILURE_HOLD_MINUTES,
+            reason=f"{failures} wrong answers in 24 hours",
+            now=now,
+        )
         case_fail(case, reason="too many failed answers for this subject", state=CaseState.ESCALATED)
         notice_security(
             headline=f"Repeated failures for {case.subject.get_username()}",
             message=f"{failures} wrong answers for this subject in 24 hours; case {case.pk} "
-            f"({case.action}, agent {case.agent.get_username()}) is escalated.",
+            f"({case.action}, agent {case.agent.get_username()}) is escalated. Challenges to "
+            f"{case.subject.get_username()} are on hold until {until:%Y-%m-%d %H:%M} UTC.",
         )
-    elif exhausted:
+    elif locked:
         case_fail(case, reason=f"challenge {challenge.pk} locked after {challenge.attempts} attempts")
+
+
+def challenge_lock_held(challenge: Challenge, *, actor: Any) -> None:
+    """An answer while the subject is on hold (an impersonation report, or too many wrong
+    answers): nothing passes, whatever was typed; the challenge locks without spending an
+    attempt and its case goes to security. The caller holds the case and challenge locks."""
+    challenge.state, challenge.secret_hash = ChallengeState.FAILED, ""
+    challenge.save(update_fields=["state", "secret_hash"])
+    case_event(
+        "challenge_locked",
+        challenge.case,
+        outcome=Outcome.BLOCKED,
+        actor=actor,
+        data={"challenge": challenge.pk, "reason": "the subject is on hold"},
+    )
+    case_fail(challenge.case, reason="answered while the subject is on hold", state=CaseState.ESCALATED)
 
 
 def _message_context(challenge: Challenge, code: str) -> dict[str, Any]:

@@ -5,18 +5,16 @@ from typing import Any
 
 from django_otp.models import Device
 from django_otp.plugins.otp_email.models import EmailDevice
-from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from verification.models import PushDevice, SMSDevice
+from verification.models import AuthenticatorDevice, BackupCodeDevice, PushDevice, SMSDevice
 from verification.requirements import Method
 
 DEVICE_METHODS: list[tuple[type[Device], Method]] = [
-    (TOTPDevice, Method.TOTP),
+    (AuthenticatorDevice, Method.TOTP),
     (PushDevice, Method.PUSH),
     (SMSDevice, Method.SMS_OTP),
     (EmailDevice, Method.EMAIL_OTP),
-    (StaticDevice, Method.BACKUP_CODE),
+    (BackupCodeDevice, Method.BACKUP_CODE),
 ]
 METHOD_DEVICE = {method: model for model, method in DEVICE_METHODS}
 
@@ -56,6 +54,6 @@ def mask_phone(number: str) -> str:
     return f"{'*' * max(len(number) - 2, 0)}{number[-2:]}"
 
 
-def authenticator_of(user: Any) -> TOTPDevice | None:
+def authenticator_of(user: Any) -> AuthenticatorDevice | None:
     """The authenticator app a person steps up with: their most recently enrolled one."""
-    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()
+    return AuthenticatorDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()

@@ -6,11 +6,9 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django_otp.models import Device
 from django_otp.plugins.otp_email.models import EmailDevice
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.services import record
-from verification.models import PushDevice, SMSDevice
+from verification.models import AuthenticatorDevice, BackupCodeDevice, PushDevice, SMSDevice
 
 BACKUP_CODE_COUNT = 10
 
@@ -27,7 +25,7 @@ class Enrolment:
 
 
 def _enroll_totp(user: AbstractBaseUser) -> Enrolment:
-    device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    device = AuthenticatorDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
     return Enrolment(device, [device.config_url])
 
 
@@ -49,10 +47,8 @@ def _enroll_push(user: AbstractBaseUser) -> Enrolment:
 
 
 def _enroll_backup_codes(user: AbstractBaseUser) -> Enrolment:
-    device = StaticDevice.objects.create(user=user, name="Backup codes", confirmed=True)
-    codes = [StaticToken.random_token() for _ in range(BACKUP_CODE_COUNT)]
-    StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
-    return Enrolment(device, codes)
+    device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    return Enrolment(device, device.issue_codes(BACKUP_CODE_COUNT))
 
 
 ENROLLERS = {

@@ -1,11 +1,16 @@
 import hashlib
 import hmac
+import secrets
+from base64 import b32encode
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django_otp.models import Device, TimestampMixin
+from django.utils.crypto import salted_hmac
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django_otp.plugins.otp_totp.models import TOTPDevice, default_key, key_validator
 
+from verification.encryption import EncryptedTextField
 from verification.requirements import Channel, Method
 
 
@@ -139,6 +144,96 @@ class SMSDevice(TimestampMixin, Device):
 
 class PushDevice(TimestampMixin, Device):
     """Approval in the portal on the user's own logged-in session, with number matching."""
+
+
+class AuthenticatorDevice(TimestampMixin, ThrottlingMixin, Device):
+    """An authenticator app (RFC 6238 TOTP: SHA1, 6 digits, 30 s). django-otp's
+    TOTPDevice keeps the seed in clear; RFC 6238 section 5.1 asks for it encrypted,
+    so this device keeps it as a Fernet token and decrypts it only when loaded."""
+
+    key = EncryptedTextField(
+        default=default_key, validators=[key_validator], help_text="Hex-encoded seed, encrypted at rest."
+    )
+    # Annotated because django-otp is untyped, so the stubs' plugin does not see a model here.
+    step: "models.PositiveSmallIntegerField[int, int]" = models.PositiveSmallIntegerField(
+        default=30, help_text="Time step in seconds."
+    )
+    t0: "models.BigIntegerField[int, int]" = models.BigIntegerField(
+        default=0, help_text="Unix time at which steps start."
+    )
+    digits: "models.PositiveSmallIntegerField[int, int]" = models.PositiveSmallIntegerField(
+        choices=[(6, 6), (8, 8)], default=6
+    )
+    tolerance: "models.PositiveSmallIntegerField[int, int]" = models.PositiveSmallIntegerField(
+        default=1, help_text="Steps early or late still accepted."
+    )
+    drift: "models.SmallIntegerField[int, int]" = models.SmallIntegerField(
+        default=0, help_text="Steps the app is known to be off our clock."
+    )
+    last_t: "models.BigIntegerField[int, int]" = models.BigIntegerField(
+        default=-1, help_text="Last accepted step: no code is accepted twice."
+    )
+
+    # django-otp's TOTP behaviour (verification, replay guard, throttling, otpauth URI),
+    # unchanged: it reads `key`, which holds the plain seed once loaded.
+    bin_key = TOTPDevice.bin_key
+    verify_token = TOTPDevice.verify_token
+    get_throttle_factor = TOTPDevice.get_throttle_factor
+    config_url = TOTPDevice.config_url
+    _read_str_from_settings = TOTPDevice._read_str_from_settings
+
+    class Meta(Device.Meta):
+        verbose_name = "authenticator app"
+
+
+class BackupCodeDevice(TimestampMixin, ThrottlingMixin, Device):
+    """Single-use backup codes. django-otp's StaticDevice keeps them in clear; here only
+    a keyed hash of each is kept, and a used code is deleted."""
+
+    def get_throttle_factor(self) -> int:
+        return int(getattr(settings, "OTP_STATIC_THROTTLE_FACTOR", 1))
+
+    def issue_codes(self, count: int) -> list[str]:
+        """New codes (8 base32 characters, 40 bits from `secrets`), shown once by the caller."""
+        codes = [b32encode(secrets.token_bytes(5)).decode().lower() for _ in range(count)]
+        BackupCode.objects.bulk_create(
+            BackupCode(device=self, digest=backup_code_digest(code)) for code in codes
+        )
+        return codes
+
+    def verify_token(self, token: object) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        # Hashes under SECRET_KEY_FALLBACKS too: rotating SECRET_KEY must not void codes people hold.
+        keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+        digests = [backup_code_digest(str(token), secret=key) for key in keys]
+        used, _ = BackupCode.objects.filter(device=self, digest__in=digests).delete()
+        if used:
+            self.throttle_reset(commit=False)
+            self.set_last_used_timestamp(commit=False)
+            self.save()
+        else:
+            self.throttle_increment()
+        return bool(used)
+
+    class Meta(Device.Meta):
+        verbose_name = "backup codes"
+        verbose_name_plural = "backup codes"
+
+
+def backup_code_digest(code: str, *, secret: str | bytes | None = None) -> str:
+    """Keyed, because a 40-bit code hashed without a key is recovered by brute force."""
+    normalized = code.strip().lower()
+    return salted_hmac("vigil.backup-code", normalized, secret=secret, algorithm="sha256").hexdigest()
+
+
+class BackupCode(models.Model):
+    device = models.ForeignKey(BackupCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    digest = models.CharField(max_length=64, db_index=True, editable=False)
+
+    def __str__(self) -> str:
+        return f"backup code {self.pk} of device {self.device_id}"
 
 
 class SubjectHold(models.Model):

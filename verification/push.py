@@ -2,7 +2,6 @@
 on their own logged-in session (Duo-style Verified Push: the number is typed,
 never picked from a list)."""
 
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -12,15 +11,23 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from audit.models import Outcome
-from verification.cases import case_event, case_fail, challenges_close, lock_challenge
+from verification.cases import (
+    case_event,
+    case_fail,
+    challenges_close,
+    lock_challenge,
+    subject_hold,
+    subject_on_hold,
+)
 from verification.challenges import (
     ANSWERED_BY_RECIPIENT,
     challenge_expire_if_due,
+    challenge_lock_held,
     challenge_pass,
     challenge_wrong_answer,
 )
 from verification.errors import BadRequest, NotAllowed, WrongState
-from verification.models import CaseState, Challenge, ChallengeState, SubjectHold
+from verification.models import CaseState, Challenge, ChallengeState
 from verification.notices import notice_security
 from verification.requirements import Method
 
@@ -47,7 +54,8 @@ def push_decide(*, challenge: Challenge, user: Any, decision: str, number: str =
     """1. Only the recipient answers, only a live push or attestation.
     2. approve: a push needs the number the agent read out, typed in; a wrong
        number spends an attempt (the challenge stays `sent` until the limit).
-       An attestation is the manager's word.
+       An attestation is the manager's word. While the subject is on hold an
+       approval locks the challenge instead.
     3. deny: the challenge and the case fail.
     4. report ("I'm not on a call"): the case is cancelled, the subject is put
        on hold, and security admins are told."""
@@ -78,9 +86,11 @@ def push_decide(*, challenge: Challenge, user: Any, decision: str, number: str =
         return challenge
     challenge.state, challenge.answered_at = ChallengeState.REPORTED, now
     challenge.save(update_fields=["state", "answered_at"])
-    until = now + timedelta(minutes=settings.VERIFICATION_REPORT_HOLD_MINUTES)
-    SubjectHold.objects.create(
-        subject=case.subject, until=until, reason=f"{user.get_username()} reported challenge {challenge.pk}"
+    until = subject_hold(
+        case.subject,
+        minutes=settings.VERIFICATION_REPORT_HOLD_MINUTES,
+        reason=f"{user.get_username()} reported challenge {challenge.pk}",
+        now=now,
     )
     case.state, case.closed_reason = CaseState.CANCELLED, "reported: not on a call"
     case.save(update_fields=["state", "closed_reason"])
@@ -102,6 +112,9 @@ def push_decide(*, challenge: Challenge, user: Any, decision: str, number: str =
 
 
 def _approve(challenge: Challenge, user: Any, number: str, now: Any) -> Challenge:
+    if subject_on_hold(challenge.case.subject, now):
+        challenge_lock_held(challenge, actor=user)
+        return challenge
     if challenge.method == Method.PUSH and not constant_time_compare(
         str(number).strip(), challenge.match_number
     ):

@@ -6,13 +6,12 @@ from typing import Any
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import Outcome
 from verification.cases import case_event
 from verification.errors import BadRequest
 from verification.links import link_claim, link_peek
-from verification.models import OneTimeLink
+from verification.models import AuthenticatorDevice, OneTimeLink
 
 
 @transaction.atomic
@@ -33,18 +32,18 @@ def password_reset_complete(*, token: str, password: str, password_again: str) -
     return link.user
 
 
-def enrolment_device(*, token: str) -> TOTPDevice | None:
+def enrolment_device(*, token: str) -> AuthenticatorDevice | None:
     """The unconfirmed authenticator this enrolment link is setting up (made on first view)."""
     link = link_peek(token=token, kind=OneTimeLink.Kind.ENROLMENT)
     if link is None:
         return None
     name = f"Authenticator (case {link.case_id})"
-    device, _ = TOTPDevice.objects.get_or_create(user=link.user, name=name, confirmed=False)
+    device, _ = AuthenticatorDevice.objects.get_or_create(user=link.user, name=name, confirmed=False)
     return device
 
 
 @transaction.atomic
-def enrolment_complete(*, token: str, code: str) -> TOTPDevice:
+def enrolment_complete(*, token: str, code: str) -> AuthenticatorDevice:
     device = enrolment_device(token=token)
     if device is None:
         raise BadRequest("this link is invalid, used or expired", code="link_invalid")

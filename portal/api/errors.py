@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from policies.engine import UnknownAction
+from portal.health import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS, UNAVAILABLE_DETAIL
 from verification.errors import VerificationError
 
 
@@ -16,6 +17,13 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The object is not in a state that allows this."
     default_code = "conflict"
+
+
+class Unavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = UNAVAILABLE_DETAIL
+    default_code = "unavailable"
+    wait = RETRY_AFTER_SECONDS  # DRF sends it as Retry-After
 
 
 def _first_code(codes: Any) -> str:
@@ -47,6 +55,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DATABASE_UNAVAILABLE):
+        exc = Unavailable()
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from policies.services import verification_open
 from portal.api.parsing import parsed
+from portal.api.throttles import THROTTLES
 from verification.actions import action_execute
 from verification.cases import case_cancel, case_escalate
 from verification.challenges import attempts_left, challenge_answer, challenge_create, public_state
@@ -56,8 +57,8 @@ class CaseOutSerializer(serializers.Serializer):
     factors_passed = serializers.SerializerMethodField()
     lost_factors = serializers.BooleanField()
     expires_at = serializers.DateTimeField()
-    verified_until = serializers.DateTimeField()
-    usable_from = serializers.DateTimeField()
+    verified_until = serializers.DateTimeField(allow_null=True)
+    usable_from = serializers.DateTimeField(allow_null=True)
     closed_reason = serializers.CharField()
     execution_result = serializers.JSONField()
 
@@ -133,7 +134,20 @@ class ChallengeInSerializer(serializers.Serializer):
     device = serializers.CharField(max_length=100, required=False, allow_blank=True)
 
 
+def _subject_of(challenges: Any, challenge_id: int) -> Any:
+    found = challenges.select_related("case__subject").filter(pk=challenge_id).first()
+    return found.case.subject if found else None
+
+
 class ChallengeCreateView(APIView):
+    throttle_classes = THROTTLES
+    throttle_scope = "challenge_create"
+
+    def throttle_subject(self, request: Request) -> Any:
+        visible = cases_visible_to(request.user).select_related("subject")
+        case = visible.filter(pk=self.kwargs["case_id"]).first()
+        return case.subject if case else None
+
     @extend_schema(request=ChallengeInSerializer, responses={201: ChallengeOutSerializer})
     def post(self, request: Request, case_id: int) -> Response:
         data = parsed(ChallengeInSerializer, request.data)
@@ -155,13 +169,21 @@ class AnswerOutSerializer(serializers.Serializer):
     attempts_left = serializers.IntegerField()
 
 
+def _answerable_by_agent(request: Request) -> Any:
+    return Challenge.objects.filter(case__in=cases_visible_to(request.user))
+
+
 class ChallengeAnswerView(APIView):
+    throttle_classes = THROTTLES
+    throttle_scope = "challenge_answer"
+
+    def throttle_subject(self, request: Request) -> Any:
+        return _subject_of(_answerable_by_agent(request), self.kwargs["challenge_id"])
+
     @extend_schema(request=AnswerInSerializer, responses=AnswerOutSerializer)
     def post(self, request: Request, challenge_id: int) -> Response:
         data = parsed(AnswerInSerializer, request.data)
-        challenge = get_object_or_404(
-            Challenge.objects.filter(case__in=cases_visible_to(request.user)), pk=challenge_id
-        )
+        challenge = get_object_or_404(_answerable_by_agent(request), pk=challenge_id)
         challenge = challenge_answer(challenge=challenge, code=data["code"], actor=request.user)
         return Response({"state": public_state(challenge), "attempts_left": attempts_left(challenge)})
 
@@ -231,11 +253,23 @@ class DecisionInSerializer(serializers.Serializer):
     number = serializers.CharField(max_length=8, required=False, allow_blank=True, default="")
 
 
+def _answerable_by_recipient(request: Request) -> Any:
+    return Challenge.objects.filter(recipient_id=request.user.pk)
+
+
 class MyChallengeDecideView(APIView):
+    """Shares the answer budgets: the recipient's own, and the subject's with the agents'."""
+
+    throttle_classes = THROTTLES
+    throttle_scope = "challenge_answer"
+
+    def throttle_subject(self, request: Request) -> Any:
+        return _subject_of(_answerable_by_recipient(request), self.kwargs["challenge_id"])
+
     @extend_schema(request=DecisionInSerializer, responses=AnswerOutSerializer)
     def post(self, request: Request, challenge_id: int) -> Response:
         data = parsed(DecisionInSerializer, request.data)
-        challenge = get_object_or_404(Challenge.objects.filter(recipient_id=request.user.pk), pk=challenge_id)
+        challenge = get_object_or_404(_answerable_by_recipient(request), pk=challenge_id)
         challenge = push_decide(
             challenge=challenge,
             user=request.user,

@@ -1,5 +1,8 @@
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,3 +21,11 @@ class WhoAmIView(APIView):
         user = request.user
         roles = sorted(user.groups.values_list("name", flat=True))
         return Response(WhoAmISerializer({"username": user.get_username(), "roles": roles}).data)
+
+
+@extend_schema(exclude=True)
+class UnknownEndpointView(APIView):
+    permission_classes = [AllowAny]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        raise exceptions.NotFound()

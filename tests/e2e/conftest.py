@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from django_otp.plugins.otp_totp.models import TOTPDevice
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from portal.models import User
 from tests.conftest import PASSWORD
 from tests.otp import authenticator, current_token
+from verification.models import AuthenticatorDevice
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the
 # tests make around it are ordinary synchronous ones.
@@ -49,15 +49,24 @@ def page(browser: Browser, live_server) -> Iterator[Page]:
     context = browser.new_context(base_url=live_server.url)
     page = context.new_page()
     page.set_default_timeout(10_000)
+    # Every browser test also checks that the Content-Security-Policy refused nothing.
+    refused: list[str] = []
+
+    def note_refusal(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(f"{page.url}: {message.text}")
+
+    page.on("console", note_refusal)
     yield page
     context.close()
+    assert not refused, "\n".join(refused)
 
 
 @pytest.fixture
-def login_as() -> Callable[..., TOTPDevice]:
+def login_as() -> Callable[..., AuthenticatorDevice]:
     """Log in through the admin form; `token=` overrides the code (e.g. a wrong one, or "")."""
 
-    def login(page: Page, user: User, *, token: str | None = None) -> TOTPDevice:
+    def login(page: Page, user: User, *, token: str | None = None) -> AuthenticatorDevice:
         device = authenticator(user)
         page.goto("/admin/login/")
         page.fill("#id_username", user.username)

@@ -14,14 +14,12 @@ def test_password_and_authenticator_code_open_the_admin(page, login_as, security
     assert AuditEvent.objects.filter(verb="login", actor=security_admin.username).exists()
 
 
-@pytest.mark.parametrize(
-    ("token", "error"), [("000000", "Invalid token"), ("", "Please enter your OTP token")]
-)
-def test_password_without_a_valid_code_is_refused(page, login_as, security_admin, token, error):
+@pytest.mark.parametrize("token", ["000000", ""])
+def test_password_without_a_valid_code_is_refused(page, login_as, security_admin, token):
     login_as(page, security_admin, token=token)
     page.wait_for_load_state()
     assert "/admin/login/" in page.url
-    assert error in page.locator(".errornote, .errorlist").first.inner_text()
+    assert "authenticator code" in page.locator(".errornote, .errorlist").first.inner_text()
     page.goto("/admin/")
     assert "/admin/login/" in page.url
     assert not AuditEvent.objects.filter(verb="login").exists()

@@ -60,7 +60,7 @@ def step_up(manager, case_id, devices):
 
 
 def approve(user, request_id, **extra):
-    code = current_token(user.totpdevice_set.get()) if user.totpdevice_set.exists() else ""
+    code = current_token(user.authenticatordevice_set.get()) if user.authenticatordevice_set.exists() else ""
     return client_for(user).post(
         f"/api/v1/access-requests/{request_id}/approve/",
         {"comment": "ok", "step_up_code": code, **extra},
@@ -137,8 +137,9 @@ def test_eligibility_is_checked_when_approving_and_high_tiers_need_a_step_up(
     created = submit(manager, subject, prod_db).json()
     step_up(manager, created["verification"], people)
     approver.groups.clear()
-    assert approve(approver, created["id"]).json()["code"] == "not_approver"
+    assert approve(approver, created["id"]).status_code == 404  # no longer theirs to see (CONTRACT)
     approver.groups.add(Group.objects.get(name=Role.APPROVER.group_name))
+    approver = User.objects.get(pk=approver.pk)  # as the next request loads them, permissions afresh
     refused = approve(approver, created["id"], step_up_code="000000")
     assert refused.status_code == 403 and refused.json()["code"] == "step_up_failed"
     assert AuditEvent.objects.filter(verb="approver_step_up_failed").exists()
@@ -239,6 +240,8 @@ def test_revoke_takes_access_away_at_once(
     full_grant(manager, subject, approver, prod_db, people, django_capture_on_commit_callbacks)
     grant = Grant.objects.get()
     refused = client_for(outsider).post(f"/api/v1/grants/{grant.pk}/revoke/", {"reason": "x"}, format="json")
+    assert refused.status_code == 404  # not theirs (CONTRACT); who may see it but not revoke it gets 403
+    refused = client_for(subject).post(f"/api/v1/grants/{grant.pk}/revoke/", {"reason": "x"}, format="json")
     assert refused.status_code == 403
     with django_capture_on_commit_callbacks(execute=True):
         revoked = client_for(approver).post(

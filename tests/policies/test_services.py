@@ -2,7 +2,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -10,7 +9,7 @@ from policies.engine import Decision, UnknownAction
 from policies.models import RiskTier
 from policies.services import decision_snapshot, policy_decide, requirements_for
 from policies.snapshot import snapshot_current
-from verification.models import CaseState, VerificationCase
+from verification.models import AuthenticatorDevice, CaseState, VerificationCase
 from verification.requirements import Method
 
 pytestmark = pytest.mark.usefixtures("default_policy")
@@ -52,7 +51,7 @@ def test_building_the_input_costs_a_constant_number_of_queries(subject, agent):
     decide_for(subject)
     few = queries()
     for _ in range(5):
-        TOTPDevice.objects.create(user=subject, name="phone", confirmed=True)
+        AuthenticatorDevice.objects.create(user=subject, name="phone", confirmed=True)
         VerificationCase.objects.create(
             subject=subject, agent=agent, action="password_reset", channel="phone", expires_at=TUESDAY_NOON
         )
@@ -87,7 +86,7 @@ def test_signals_are_read_from_the_database(subject, agent):
 
 def test_newly_enrolled_factor_escalates(subject):
     with time_machine.travel(TUESDAY_NOON - timedelta(days=2), tick=False):
-        TOTPDevice.objects.create(user=subject, name="new phone", confirmed=True)
+        AuthenticatorDevice.objects.create(user=subject, name="new phone", confirmed=True)
     decision = decide_for(subject)
     assert decision.tier.level == 3
     assert "factor was enrolled" in decision.reasons[-1]

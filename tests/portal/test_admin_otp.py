@@ -1,6 +1,8 @@
 import pytest
+from django_otp.plugins.otp_email.models import EmailDevice
 
 from audit.models import AuditEvent
+from portal.admin_site import SIGN_IN_REFUSED
 from tests.conftest import PASSWORD
 from tests.otp import authenticator, current_token, otp_login, wrong_token
 from verification.factors import factor_enroll
@@ -16,7 +18,7 @@ def test_password_alone_never_opens_the_admin(client, security_admin):
     authenticator(security_admin)
     response = login(client, security_admin)
     assert response.status_code == 200
-    assert "Please enter your OTP token." in response.content.decode()
+    assert SIGN_IN_REFUSED in response.content.decode()
     assert client.get("/admin/").status_code == 302
     assert not AuditEvent.objects.filter(verb="login").exists()
 
@@ -47,7 +49,7 @@ def test_wrong_totp_is_refused_and_recorded(client, security_admin):
     device = authenticator(security_admin)
     response = login(client, security_admin, otp_token=wrong_token(device))
     assert response.status_code == 200
-    assert "Invalid token" in response.content.decode()
+    assert SIGN_IN_REFUSED in response.content.decode()
     assert client.get("/admin/").status_code == 302
     event = AuditEvent.objects.get(verb="otp_failed")
     assert (event.subject, event.outcome) == (security_admin.username, "failure")
@@ -117,3 +119,17 @@ def test_after_re_enrolment_the_new_authenticator_opens_the_admin(client, securi
     client.logout()
     assert login(client, security_admin, otp_token=current_token(old)).status_code == 200
     assert client.get("/admin/").status_code == 302
+
+
+def test_no_answer_says_the_password_was_right(client, security_admin):
+    device = authenticator(security_admin)
+    answers = [
+        login(client, security_admin, otp_token=wrong_token(device)),  # right password, wrong code
+        login(client, security_admin),  # right password, no code
+        client.post(
+            "/admin/login/",
+            {"username": security_admin.username, "password": "not-it", "otp_token": wrong_token(device)},
+        ),
+    ]
+    assert len({str(answer.context["form"].errors) for answer in answers}) == 1
+    assert not EmailDevice.objects.exists()  # no code is ever mailed at sign-in

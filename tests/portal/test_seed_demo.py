@@ -1,11 +1,11 @@
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.demo import ADMIN_USERNAME, DEMO_PEOPLE
 from portal.models import User
 from portal.roles import ROLE_PERMISSIONS, Role
+from verification.models import AuthenticatorDevice
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,7 @@ def test_seed_is_idempotent_and_prints_the_admin_login(settings, tmp_path, capsy
     assert sorted(User.objects.values_list("username", flat=True)) == sorted(p[0] for p in DEMO_PEOPLE)
     for username, *_, roles, staff in DEMO_PEOPLE:
         user = User.objects.get(username=username)
-        assert TOTPDevice.objects.filter(user=user).count() == 1, username
+        assert AuthenticatorDevice.objects.filter(user=user).count() == 1, username
         assert set(user.groups.values_list("name", flat=True)) == {role.group_name for role in roles}
         assert user.is_staff == staff
     assert first.splitlines()[-1] == second.splitlines()[-1]

@@ -1,3 +1,4 @@
+import base64
 import os
 import subprocess
 import sys
@@ -52,7 +53,15 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_production_settings_pass_the_deploy_check(tmp_path):
+@pytest.mark.parametrize(
+    "tls",
+    [
+        pytest.param({}, id="tls-here"),
+        # README "Production": a TLS proxy that redirects itself.
+        pytest.param({"TRUST_X_FORWARDED_PROTO": "1", "SECURE_SSL_REDIRECT": "0"}, id="tls-proxy"),
+    ],
+)
+def test_production_settings_pass_the_deploy_check(tmp_path, tls):
     result = manage(
         "check",
         "--deploy",
@@ -62,8 +71,10 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
         SECRET_KEY="x" * 60 + "-production-key-with-enough-entropy-!@#",
         ALLOWED_HOSTS="vigil.example.com",
         VIGIL_VAR_DIR=str(tmp_path),
+        **tls,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("System check identified no issues")
 
 
 @pytest.mark.parametrize(
@@ -75,6 +86,7 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
         ({"SMS_BACKEND": "pigeon"}, "SMS_BACKEND='pigeon' must be one of: console, file, webhook"),
         ({"SMS_BACKEND": "webhook"}, "SMS_BACKEND=webhook needs SMS_WEBHOOK_URL"),
         ({"SECRET_KEY_FILE": "/nonexistent/key"}, "SECRET_KEY_FILE: cannot read '/nonexistent/key'"),
+        ({"FIELD_ENCRYPTION_KEYS": "not-a-fernet-key"}, "FIELD_ENCRYPTION_KEYS: key 1 is not a Fernet key"),
     ],
 )
 def test_a_bad_setting_stops_start_up_with_one_line_naming_it(tmp_path, env, message):
@@ -88,3 +100,23 @@ def test_secret_key_is_required_with_an_external_database(tmp_path):
     result = manage("check", DATABASE_URL="postgres://db.example/vigil", VIGIL_VAR_DIR=str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.strip() == "configuration error: SECRET_KEY is required when DATABASE_URL is set"
+
+
+def test_production_refuses_to_start_without_field_encryption_keys(tmp_path):
+    result = manage("check", DEBUG="0", FIELD_ENCRYPTION_KEYS="", VIGIL_VAR_DIR=str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "configuration error: FIELD_ENCRYPTION_KEYS is required when DEBUG is off or DATABASE_URL is set"
+    )
+    assert not (tmp_path / "field_encryption_key").exists()
+
+
+def test_a_local_debug_run_keeps_a_generated_field_encryption_key_under_var(tmp_path):
+    key_file = tmp_path / "field_encryption_key"
+    keys = []
+    for _ in range(2):
+        result = manage("check", DEBUG="1", FIELD_ENCRYPTION_KEYS="", VIGIL_VAR_DIR=str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        keys.append(key_file.read_text())
+    assert keys[0] == keys[1] and len(base64.urlsafe_b64decode(keys[0])) == 32
+    assert key_file.stat().st_mode & 0o777 == 0o600

@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent
 from portal.roles import Role
@@ -19,7 +18,7 @@ from verification.challenges import challenge_answer, challenge_create
 from verification.channels import DeliveryError
 from verification.devices import factors_of
 from verification.errors import BadRequest, NotAllowed, WrongState
-from verification.models import CaseState, Notice, OneTimeLink, Purpose, VerificationCase
+from verification.models import AuthenticatorDevice, CaseState, Notice, OneTimeLink, Purpose, VerificationCase
 from verification.self_service import enrolment_complete, enrolment_device, password_reset_complete
 
 pytestmark = pytest.mark.django_db
@@ -158,7 +157,7 @@ def test_mfa_reset_removes_every_factor_and_mails_an_enrolment_link(verified, ag
     code = f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
     assert enrolment_complete(token=token, code=code).confirmed
     assert enrolment_device(token=token) is None
-    assert TOTPDevice.objects.filter(user=subject, confirmed=True).count() == 1
+    assert AuthenticatorDevice.objects.filter(user=subject, confirmed=True).count() == 1
 
 
 def test_device_enrollment_keeps_existing_factors(verified, agent, subject, run_on_commit):

@@ -2,14 +2,12 @@
 no secret anywhere (no TOTP seed, no backup code, no code hash, no link token)."""
 
 import pytest
-from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.roles import Role
 from tests.factories import UserFactory
 from tests.otp import otp_login
 from verification.challenges import challenge_create, challenge_dispatch
-from verification.models import Challenge
+from verification.models import AuthenticatorDevice, BackupCodeDevice, Challenge
 from verification.notices import notice_to
 
 pytestmark = pytest.mark.django_db
@@ -71,23 +69,23 @@ def test_evidence_cannot_be_added_or_edited_in_the_admin(admin_client, evidence)
 
 def test_no_totp_seed_is_shown_anywhere_in_the_admin(admin_client, enrolled):
     device = enrolled["totp"].device
-    listing = admin_client.get("/admin/otp_totp/totpdevice/").content.decode()
-    detail = admin_client.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/").content.decode()
+    listing = admin_client.get("/admin/verification/authenticatordevice/").content.decode()
+    detail = admin_client.get(f"/admin/verification/authenticatordevice/{device.pk}/change/").content.decode()
     for page in (listing, detail):
         assert device.key not in page and "otpauth://" not in page and device.config_url not in page
     for view in ("config", "qrcode"):
         # django-otp's own pages for these are gone; the admin treats the path as an unknown object.
-        page = admin_client.get(f"/admin/otp_totp/totpdevice/{device.pk}/{view}/", follow=True)
+        page = admin_client.get(f"/admin/verification/authenticatordevice/{device.pk}/{view}/", follow=True)
         assert b"otpauth://" not in page.content and device.key.encode() not in page.content
-    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert AuthenticatorDevice.objects.filter(pk=device.pk).exists()
 
 
 def test_no_backup_code_is_shown_in_the_admin(admin_client, enrolled):
-    device = StaticDevice.objects.get(pk=enrolled["backup_codes"].device.pk)
-    page = admin_client.get(f"/admin/otp_static/staticdevice/{device.pk}/change/").content.decode()
+    device = BackupCodeDevice.objects.get(pk=enrolled["backup_codes"].device.pk)
+    page = admin_client.get(f"/admin/verification/backupcodedevice/{device.pk}/change/").content.decode()
     assert page and not any(code in page for code in enrolled["backup_codes"].secrets_to_show)
-    add = admin_client.get("/admin/otp_static/staticdevice/add/").content.decode()
-    assert "statictoken" not in add.lower()
+    add = admin_client.get("/admin/verification/backupcodedevice/add/").content.decode()
+    assert "digest" not in add.lower()
 
 
 def test_agents_do_not_browse_other_peoples_evidence(client, agent, evidence):

@@ -70,7 +70,7 @@ def test_a_subject_without_the_factor_or_with_an_unknown_device_is_400(make_case
         case=case,
         method="totp",
         actor=agent,
-        device_id="otp_totp.totpdevice/999",
+        device_id="verification.authenticatordevice/999",
     )
 
 

@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from django.conf import settings as django_settings
 from django.core import mail
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -31,7 +30,7 @@ from verification.challenges import (
 from verification.channels import DeliveryError
 from verification.errors import BadRequest, NotAllowed, WrongState
 from verification.factors import factor_enroll
-from verification.models import CaseState, Challenge, ChallengeState, VerificationCase
+from verification.models import AuthenticatorDevice, CaseState, Challenge, ChallengeState, VerificationCase
 
 pytestmark = pytest.mark.django_db
 
@@ -139,7 +138,7 @@ def test_totp_is_checked_on_the_chosen_device_only_and_a_step_is_not_replayed(
     old = timezone.now() - timedelta(days=30)
     first = factor_enroll(user=subject, method="totp").device
     second = factor_enroll(user=subject, method="totp").device
-    TOTPDevice.objects.filter(user=subject).update(created_at=old)
+    AuthenticatorDevice.objects.filter(user=subject).update(created_at=old)
     case = make_case(factors=2)
     challenge = challenge_create(case=case, method="totp", actor=agent, device_id=first.persistent_id)
     assert challenge_answer(challenge=challenge, code=current_token(second), actor=agent).state == "sent"
@@ -275,7 +274,7 @@ def test_a_broker_outage_does_not_fail_the_request_and_the_sweeper_catches_up(
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.challenge_dispatch, "delay", broker_down)
+    monkeypatch.setattr(tasks.challenge_dispatch, "apply_async", broker_down)
     with run_on_commit():
         challenge = challenge_create(case=make_case(), method="sms_otp", actor=agent)
     assert Challenge.objects.get(pk=challenge.pk).state == ChallengeState.QUEUED and sms_outbox() == []

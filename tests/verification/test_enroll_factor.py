@@ -5,9 +5,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent
+from verification.models import AuthenticatorDevice
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def test_totp_prints_an_rfc6238_uri_whose_codes_verify(subject, capsys):
     assert (params["algorithm"], params["digits"], params["period"]) == ("SHA1", "6", "30")
     key = base64.b32decode(params["secret"])
     token = TOTP(key, step=30, digits=6).token()
-    assert TOTPDevice.objects.get(user=subject).verify_token(f"{token:06d}")
+    assert AuthenticatorDevice.objects.get(user=subject).verify_token(f"{token:06d}")
     assert AuditEvent.objects.filter(verb="factor_enrolled", subject=subject.username).exists()
 
 

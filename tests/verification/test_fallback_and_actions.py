@@ -4,11 +4,10 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.conftest import PASSWORD
 from tests.otp import current_token
-from verification.models import VerificationCase
+from verification.models import AuthenticatorDevice, VerificationCase
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +22,7 @@ def link_from_mail(kind: str) -> str:
 
 @pytest.fixture
 def verifier(security_admin):
-    TOTPDevice.objects.create(user=security_admin, name="app", confirmed=True)
+    AuthenticatorDevice.objects.create(user=security_admin, name="app", confirmed=True)
     return security_admin
 
 
@@ -83,7 +82,7 @@ def test_lost_factor_path_needs_attestation_proofing_and_cooling_off(
         id_proofing_record(
             case=stored,
             verifier=verifier,
-            verifier_code=current_token(TOTPDevice.objects.get(user=verifier)),
+            verifier_code=current_token(AuthenticatorDevice.objects.get(user=verifier)),
             evidence="passport",
         )
     stored.refresh_from_db()
@@ -99,7 +98,7 @@ def test_lost_factor_path_needs_attestation_proofing_and_cooling_off(
         done = api.post(f"/api/v1/verifications/{case['id']}/execute/", {}, format="json")
     assert done.status_code == 200, done.json()
     assert done.json()["result"]["factors_removed"] >= 5
-    assert not TOTPDevice.objects.filter(user=subject, confirmed=True).exists()
+    assert not AuthenticatorDevice.objects.filter(user=subject, confirmed=True).exists()
     assert link_from_mail("enrol")
 
 
@@ -129,7 +128,7 @@ def test_any_old_factor_can_cancel_during_cooling_off(
         id_proofing_record(
             case=VerificationCase.objects.get(pk=case["id"]),
             verifier=verifier,
-            verifier_code=current_token(TOTPDevice.objects.get(user=verifier)),
+            verifier_code=current_token(AuthenticatorDevice.objects.get(user=verifier)),
             evidence="badge",
         )
     cancel = link_from_mail("cancel")
@@ -189,7 +188,7 @@ def test_enrolment_link_enrols_an_authenticator(
     link = link_from_mail("enrol")
     page = client.get(link)
     assert page.status_code == 200 and b"<svg" in page.content
-    device = TOTPDevice.objects.get(user=subject, confirmed=False)
+    device = AuthenticatorDevice.objects.get(user=subject, confirmed=False)
     wrong = f"{(totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits) + 1) % 10**6:06d}"
     assert client.post(link, {"code": wrong}).status_code == 400
     time_machine.shift(timedelta(seconds=2))  # django-otp throttles the device after a failure
@@ -230,7 +229,7 @@ def test_me_page_needs_the_subjects_own_factor_and_takes_a_typed_number(open_cas
     assert client.get("/me/").status_code == 302
     client.post("/me/login/", {"username": subject.username, "password": PASSWORD})
     assert client.get("/me/").status_code == 302
-    device = TOTPDevice.objects.get(user=subject)
+    device = AuthenticatorDevice.objects.get(user=subject)
     client.post(
         "/me/login/", {"username": subject.username, "password": PASSWORD, "otp_token": current_token(device)}
     )

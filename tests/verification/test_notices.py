@@ -51,7 +51,7 @@ def test_a_broker_outage_leaves_the_notice_for_the_sweeper(subject, monkeypatch,
     def broker_down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(tasks.notice_deliver, "delay", broker_down)
+    monkeypatch.setattr(tasks.notice_deliver, "apply_async", broker_down)
     with run_on_commit():
         notice_to(subject, headline="Hello", message="x")
     assert Notice.objects.get().state == Notice.State.QUEUED
