@@ -313,10 +313,10 @@ def _grant(request: AccessRequest) -> Grant:
             "request": request.pk,
         },
     )
-    from policies.tasks import grant_expire, grant_provision
+    from policies.tasks import grant_expire, grant_provision, schedule
 
-    transaction.on_commit(partial(grant_provision.apply_async, (grant.pk,), eta=starts_at))
-    transaction.on_commit(partial(grant_expire.apply_async, (grant.pk,), eta=grant.expires_at))
+    transaction.on_commit(partial(schedule, grant_provision, grant.pk, starts_at))
+    transaction.on_commit(partial(schedule, grant_expire, grant.pk, grant.expires_at))
     return grant
 
 

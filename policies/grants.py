@@ -157,17 +157,23 @@ def _ended_entry(grant: Grant, now: datetime, still_covered_by: int | None) -> E
 
 
 def _ended_messages(grants: list[Grant], now: datetime) -> list[tuple[Any, str, str]]:
-    """Beneficiary and requester hear of an expiry (a revocation was told when it was made)."""
-    return [
-        (
-            person,
-            f"Access ended: {g.entitlement.name}",
-            f"{g.entitlement.name} for {g.user.get_username()} expired.",
+    """Beneficiary and requester hear of an expiry (a revocation was told when it was
+    made): one message a person, listing every grant of theirs that ended together."""
+    ended: defaultdict[Any, list[Grant]] = defaultdict(list)
+    for grant in grants:
+        if grant.state(now) == "expired":
+            for person in {grant.user, grant.request.requester}:
+                ended[person].append(grant)
+    messages = []
+    for person, theirs in ended.items():
+        lines = [f"{g.entitlement.name} for {g.user.get_username()} expired." for g in theirs]
+        headline = (
+            f"Access ended: {theirs[0].entitlement.name}"
+            if len(theirs) == 1
+            else f"Access ended: {len(theirs)} grants"
         )
-        for g in grants
-        if g.state(now) == "expired"
-        for person in {g.user, g.request.requester}
-    ]
+        messages.append((person, headline, "\n".join(lines)))
+    return messages
 
 
 def grants_end_due(*, limit: int = END_BATCH) -> int:
@@ -207,10 +213,15 @@ def grants_end_due(*, limit: int = END_BATCH) -> int:
         now = timezone.now()  # the access is gone from here on
         for grant in due:
             grant.ended_at = now
-        Grant.objects.bulk_update(due, ["provisioning", "provisioning_error", "ended_at"])
+        removed = [g.pk for g in due if g.provisioning == Grant.Provisioning.DEPROVISIONED]
+        Grant.objects.filter(pk__in=removed).update(
+            provisioning=Grant.Provisioning.DEPROVISIONED, provisioning_error="", ended_at=now
+        )
+        Grant.objects.filter(pk__in=[g.pk for g in due]).exclude(pk__in=removed).update(ended_at=now)
         _close_requests(due, now)
-        record_many([_ended_entry(g, now, cover_of[g.pk]) for g in due])
         notices_to_many(_ended_messages(due, now))
+        # Last, so the chain stays locked only for its own insert and the commit.
+        record_many([_ended_entry(g, now, cover_of[g.pk]) for g in due])
         return len(due)
 
 

@@ -28,14 +28,9 @@ DELIVERY_LEASE = timedelta(seconds=settings.VERIFICATION_DELIVERY_LEASE_SECONDS)
 NOTICE_GIVE_UP_AFTER = timedelta(hours=24)
 
 
-def enqueue_on_commit(task_name: str, object_id: int) -> None:
-    """Hand `object_id` to a verification task once the transaction commits."""
-    enqueue_many_on_commit(task_name, [object_id])
-
-
-def enqueue_many_on_commit(task_name: str, object_ids: list[int]) -> None:
-    """Hand each of `object_ids` to a verification task once the transaction commits,
-    over one broker connection.
+def enqueue_on_commit(task_name: str, argument: Any) -> None:
+    """Hand `argument` (an id, or a list of ids) to a verification task once the
+    transaction commits.
 
     The rows are already stored as queued, so a broker that is briefly away costs
     nothing but time: the sweeper enqueues them later and the request still succeeds.
@@ -44,16 +39,10 @@ def enqueue_many_on_commit(task_name: str, object_ids: list[int]) -> None:
     def send() -> None:
         from verification import tasks
 
-        task = getattr(tasks, task_name)
         try:
-            with task.app.producer_or_acquire() as producer:
-                for object_id in object_ids:
-                    try:
-                        task.apply_async((object_id,), producer=producer)
-                    except (DeliveryError, Retry):
-                        logger.warning("%s(%s) left for the sweeper", task_name, object_id, exc_info=True)
-        except (OperationalError, OSError):
-            logger.warning("%s(%s) left for the sweeper", task_name, object_ids, exc_info=True)
+            getattr(tasks, task_name).delay(argument)
+        except (OperationalError, OSError, DeliveryError, Retry):
+            logger.warning("%s(%s) left for the sweeper", task_name, argument, exc_info=True)
 
     transaction.on_commit(send)
 
@@ -65,7 +54,7 @@ def _queue(**fields: Any) -> None:
 
 def notices_to_many(messages: Iterable[tuple[Any, str, str]]) -> None:
     """Email each (user, headline, message) once the current transaction commits:
-    one insert and one broker connection for all of them."""
+    one insert and one task for all of them."""
     notices = Notice.objects.bulk_create(
         Notice(
             medium=Notice.Medium.EMAIL,
@@ -78,7 +67,7 @@ def notices_to_many(messages: Iterable[tuple[Any, str, str]]) -> None:
         if user.email
     )
     if notices:
-        enqueue_many_on_commit("notice_deliver", [notice.pk for notice in notices])
+        enqueue_on_commit("notices_deliver", [notice.pk for notice in notices])
 
 
 def notice_to(
@@ -216,6 +205,18 @@ def notice_deliver(*, notice_id: int) -> bool:
         state=Notice.State.SENT, sent_at=timezone.now(), claimed_until=None, error=""
     )
     return True
+
+
+def notices_deliver(*, notice_ids: list[int]) -> int:
+    """Deliver notices written together, one after another. One that fails stays
+    queued with its error, for the sweeper to send again; the others still go."""
+    sent = 0
+    for notice_id in notice_ids:
+        try:
+            sent += notice_deliver(notice_id=notice_id)
+        except DeliveryError:
+            logger.warning("notice %s left for the sweeper", notice_id, exc_info=True)
+    return sent
 
 
 def notices_sweep(now: datetime | None = None) -> dict[str, int]:

@@ -25,6 +25,12 @@ def notice_deliver(self: Any, notice_id: int) -> bool:
         return notices.notice_deliver(notice_id=notice_id)
 
 
+@shared_task(bind=True, acks_late=True, ignore_result=True)
+def notices_deliver(self: Any, notice_ids: list[int]) -> int:
+    with acting_as("system"):
+        return notices.notices_deliver(notice_ids=notice_ids)
+
+
 @shared_task(bind=True, acks_late=True, ignore_result=True, autoretry_for=(DeliveryError,), **RETRY)
 def action_webhook_deliver(self: Any, case_id: int) -> bool:
     with acting_as("system"):

@@ -161,7 +161,8 @@ class GrantQuerySerializer(serializers.Serializer):
 class GrantListView(APIView):
     @extend_schema(parameters=[GrantQuerySerializer], responses=GrantSerializer(many=True))
     def get(self, request: Request) -> Response:
-        query = parsed(GrantQuerySerializer, request.query_params)
+        # A plain dict: an empty value is then bad input, not taken as "not given" as in a form.
+        query = parsed(GrantQuerySerializer, request.query_params.dict())
         grants = grants_visible_to(request.user).order_by("-starts_at")
         if username := query.get("user"):
             grants = grants.filter(user__username=username)

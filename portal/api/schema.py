@@ -10,7 +10,10 @@ from rest_framework import serializers
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField(help_text="Stable, machine-readable: what went wrong.")
-    errors = serializers.JSONField(required=False, help_text="Bad input (400): the messages by field.")
+    # A field, not the Serializer.errors property: DRF takes declared fields off the class.
+    errors = serializers.JSONField(  # type: ignore[assignment]
+        required=False, help_text="Bad input (400): the messages by field."
+    )
 
 
 ERROR_DESCRIPTIONS = {

@@ -59,5 +59,5 @@ urlpatterns = [
     path("metrics/", audit.MetricsView.as_view(), name="api-metrics"),
     # Last: any other path (a malformed id too) is a 404 in the error shape, even with DEBUG on.
     # Only paths ending in a slash, so APPEND_SLASH still redirects the others here.
-    re_path(r"^.*/$", UnknownEndpointView.as_view()),
+    re_path(r"^[\s\S]*/$", UnknownEndpointView.as_view()),
 ]

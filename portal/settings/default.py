@@ -288,13 +288,15 @@ AUTHENTICATION_BACKENDS = ["policies.backends.GrantAwareModelBackend"]
 
 # Celery: Redis when REDIS_URL is set, else the filesystem transport under var/.
 REDIS_URL = env_str("REDIS_URL")
+# A message taken by a worker that died unacknowledged (acks_late) is redelivered after
+# this many seconds; keep it above the longest task run and retry countdown.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
+# A task held for a later ETA counts as taken too, so a far deadline (a grant's start or
+# end) is reached in hops shorter than the visibility timeout, never redelivered early.
+CELERY_ETA_HOP_SECONDS = max(CELERY_VISIBILITY_TIMEOUT // 2, 1)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    # A message taken by a worker that died unacknowledged (acks_late) is redelivered after
-    # this many seconds; keep it above the longest task run and retry countdown.
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 else:
     BROKER_DIR = VAR_DIR / "broker"
     for _folder in ("queue", "processed"):

@@ -8,7 +8,7 @@ import time_machine
 from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
-from policies.models import Entitlement, RiskTier
+from policies.models import AccessRequest, Entitlement, Grant, RiskTier
 from tests.factories import UserFactory
 from verification.factors import factor_enroll
 
@@ -24,6 +24,26 @@ def client_for(user):
     client = APIClient()
     client.force_authenticate(user)
     return client
+
+
+def grant_in_place(entitlement, user, requester, *, minutes, provisioning="provisioned"):
+    """A grant as approval and provisioning leave it, from Tuesday noon for `minutes`."""
+    return Grant.objects.create(
+        request=AccessRequest.objects.create(
+            requester=requester,
+            beneficiary=user,
+            entitlement=entitlement,
+            justification="in place",
+            duration_minutes=minutes,
+            respond_by=TUESDAY_NOON,
+            state="active",
+        ),
+        user=user,
+        entitlement=entitlement,
+        starts_at=TUESDAY_NOON,
+        expires_at=TUESDAY_NOON + timedelta(minutes=minutes),
+        provisioning=provisioning,
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from policies.models import AccessRequest, Entitlement, Grant
 from portal.models import User
 from portal.roles import Role
 from tests.otp import current_token
-from tests.policies.conftest import TUESDAY_NOON, client_for
+from tests.policies.conftest import TUESDAY_NOON, client_for, grant_in_place
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("business_hours")]
 
@@ -206,22 +206,7 @@ def test_overlapping_grants_keep_access_until_the_last_ends(
 ):
     full_grant(manager, subject, approver, prod_db, people, django_capture_on_commit_callbacks, minutes=10)
     first = Grant.objects.get()
-    second = Grant.objects.create(
-        request=AccessRequest.objects.create(
-            requester=manager,
-            beneficiary=subject,
-            entitlement=prod_db,
-            justification="overlap",
-            duration_minutes=30,
-            respond_by=TUESDAY_NOON,
-            state="active",
-        ),
-        user=subject,
-        entitlement=prod_db,
-        starts_at=TUESDAY_NOON,
-        expires_at=TUESDAY_NOON + timedelta(minutes=30),
-        provisioning="provisioned",
-    )
+    second = grant_in_place(prod_db, subject, manager, minutes=30)
     time_machine.shift(timedelta(minutes=11))
     grants_sweep()
     first.refresh_from_db()

@@ -7,9 +7,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from policies.grants import grants_sweep
-from policies.models import AccessRequest, Entitlement, Grant, Provisioner, RiskTier
+from policies.models import Entitlement, Provisioner, RiskTier
 from tests.otp import otp_login
-from tests.policies.conftest import TUESDAY_NOON
+from tests.policies.conftest import grant_in_place
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("business_hours")]
 
@@ -44,22 +44,7 @@ def failing_removal(default_policy, security_admin, subject, manager, time_machi
         provisioner=Provisioner.WEBHOOK,
         webhook_url="http://127.0.0.1:9/grants",  # the discard port: nothing listens
     )
-    grant = Grant.objects.create(
-        request=AccessRequest.objects.create(
-            requester=manager,
-            beneficiary=subject,
-            entitlement=entitlement,
-            justification="month end",
-            duration_minutes=10,
-            respond_by=TUESDAY_NOON,
-            state="active",
-        ),
-        user=subject,
-        entitlement=entitlement,
-        starts_at=TUESDAY_NOON,
-        expires_at=TUESDAY_NOON + timedelta(minutes=10),
-        provisioning="provisioned",
-    )
+    grant = grant_in_place(entitlement, subject, manager, minutes=10)
     time_machine.shift(timedelta(minutes=11))
     assert grants_sweep()["ended"] == 0
     return grant

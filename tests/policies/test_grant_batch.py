@@ -7,33 +7,17 @@ import pytest
 from audit.models import AuditEvent
 from audit.services import verify_chain
 from policies.grants import grants_end_due
-from policies.models import AccessRequest, Grant
+from policies.models import Grant
 from tests.factories import UserFactory
-from tests.policies.conftest import TUESDAY_NOON
+from tests.policies.conftest import TUESDAY_NOON, grant_in_place
 from verification.models import Notice
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("business_hours")]
 
 
 def provisioned_grant(prod_db, user, manager, *, minutes):
-    request = AccessRequest.objects.create(
-        requester=manager,
-        beneficiary=user,
-        entitlement=prod_db,
-        justification="batch",
-        duration_minutes=minutes,
-        respond_by=TUESDAY_NOON,
-        state="active",
-    )
     user.groups.add(prod_db.group)
-    return Grant.objects.create(
-        request=request,
-        user=user,
-        entitlement=prod_db,
-        starts_at=TUESDAY_NOON,
-        expires_at=TUESDAY_NOON + timedelta(minutes=minutes),
-        provisioning="provisioned",
-    )
+    return grant_in_place(prod_db, user, manager, minutes=minutes)
 
 
 def test_one_deadline_ends_every_grant_in_batches_and_spares_covered_access(
@@ -57,8 +41,17 @@ def test_one_deadline_ends_every_grant_in_batches_and_spares_covered_access(
     assert expired.count() == 7
     assert expired.get(target_id=str(ending[0].pk)).data["still_covered_by"] == longer.pk
     assert verify_chain().ok
-    # Beneficiary and manager hear of each expiry; the manager once a grant.
-    assert Notice.objects.filter(headline="Access ended: Prod DB admin").count() == 14
+    # Each beneficiary hears of their expiry; the manager once a batch, of all of it.
+    for person in people:
+        [notice] = Notice.objects.filter(to=person.email)
+        assert notice.headline == "Access ended: Prod DB admin"
+    to_manager = Notice.objects.filter(to=manager.email).order_by("pk")
+    assert [n.headline for n in to_manager] == [
+        "Access ended: 3 grants",
+        "Access ended: 3 grants",
+        "Access ended: Prod DB admin",
+    ]
+    assert sum(n.message.count("expired.") for n in to_manager) == 7
 
 
 def test_a_revoked_grant_ends_with_its_request_revoked(prod_db, subject, manager, time_machine):

@@ -218,6 +218,7 @@ class Vigil:
             "EMAIL_PORT": str(smtp.port),
             "SMS_BACKEND": "file",
             "SMS_FILE_PATH": str(self.sms_file),
+            # The agent here opens dozens of cases an hour on purpose: no flag to security.
             "VERIFICATION_AGENT_CASES_PER_HOUR_FLAG": "1000000",
             **TIMINGS,
         }
@@ -273,7 +274,7 @@ class Vigil:
         wait_for(lambda: self._answers("/healthz"), what="gunicorn")
 
     def start_worker(self) -> None:
-        name = f"worker{sum(key.startswith('worker') for key in self.processes)}"
+        name = f"worker{len(list(self.workdir.glob('worker*.log')))}"  # a log of its own
         self._spawn(
             name,
             # Two pool processes, so two copies of one task (a sweep and a retry) can race.

@@ -1,10 +1,11 @@
-"""The API fuzzed from its own OpenAPI schema (schemathesis) on the real stack: a live
-server on PostgreSQL, a Celery worker on Redis, a token for each role.
+"""The API fuzzed from its own OpenAPI schema (schemathesis, as /api/schema/ serves it)
+on the real stack: a live server on PostgreSQL, tasks published on Redis, a token per role.
 
-Every operation, for every role, gets the schema's coverage cases (boundaries, wrong
-types, wrong content types) and a bounded number of random ones, valid and invalid.
-Nothing may answer 5xx, break its declared schema, or accept what the schema rejects,
-and every error body has the CONTRACT shape {"detail": ..., "code": ...}.
+Every operation gets the schema's coverage cases (boundaries, wrong types, wrong content
+types, other methods) and MAX_EXAMPLES random ones, valid and invalid; valid ones go as
+every role, aimed at rows that exist. Nothing may answer 5xx, break its declared schema
+or accept what the schema rejects, and every error has the CONTRACT shape
+{"detail": ..., "code": ...}. Derandomized: a run is the same run until the code changes.
 """
 
 import zlib
@@ -39,8 +40,8 @@ from verification.factors import factor_enroll
 
 # Business hours on a weekday, so the default policy's off-hours rule stays quiet.
 TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-# Random examples per operation and role, on top of the coverage cases.
-MAX_EXAMPLES = 15
+# Random examples per operation, on top of the coverage cases: keeps the run to minutes.
+MAX_EXAMPLES = 10
 ROLES = ("agent", "manager", "approver", "auditor", "employee")
 
 
@@ -204,11 +205,13 @@ def roomy_throttles(settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
 
 
-def _role_for(case: Any) -> str:
-    """Each case is sent as one role, picked from its content: spread over every role,
-    and the same again when Hypothesis replays a failure."""
+def _roles_for(case: Any) -> tuple[str, ...]:
+    """Valid input goes as every role, so each role's authorized path runs; invalid input
+    as one role, picked from its content (spread over all, and the same on a replay)."""
+    if case.meta is not None and case.meta.generation.mode.is_positive:
+        return ROLES
     content = ascii((case.method, case.formatted_path, case.query, case.body))
-    return ROLES[zlib.crc32(content.encode()) % len(ROLES)]
+    return (ROLES[zlib.crc32(content.encode()) % len(ROLES)],)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -232,9 +235,10 @@ schema = _published_schema()
     deadline=None,
     suppress_health_check=list(hypothesis.HealthCheck),
 )
-def test_every_operation_keeps_its_contract_on_any_input(case, live_server, broker, tokens):
+def test_every_operation_keeps_its_contract_on_any_input(case, live_server, broker, roomy_throttles, tokens):
     OPERATIONS.add(case.operation.label)
-    for role in ROLES:
+    for role in _roles_for(case):
         response = case.call(base_url=live_server.url, headers={"Authorization": f"Token {tokens[role]}"})
         TALLY[str(response.status_code)] += 1
+        BY_OPERATION[case.operation.label][str(response.status_code)] += 1
         case.validate_response(response, checks=CHECKS)

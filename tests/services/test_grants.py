@@ -2,6 +2,7 @@
 PostgreSQL, the sweeper catches what a stopped worker missed, and no permission
 check passes after a deadline, whatever the workers are doing."""
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,29 @@ def test_eta_task_on_redis_expires_the_grant_and_removes_the_membership(clock, a
     assert AccessRequest.objects.get(pk=grant.request_id).state == RequestState.EXPIRED
     expired = AuditEvent.objects.get(verb="grant_expired", target_id=str(grant.pk))
     assert expired.actor == "system" and expired.data["still_covered_by"] is None
+
+
+def queued_eta(task_name: str) -> datetime:
+    """The ETA of the one message for `task_name` waiting in Redis."""
+    with app.connection_for_write() as connection:
+        bodies = connection.default_channel.client.lrange("celery", 0, -1)
+    [eta] = [m["headers"]["eta"] for m in map(json.loads, bodies) if m["headers"]["task"] == task_name]
+    return datetime.fromisoformat(eta)
+
+
+def test_a_deadline_beyond_the_visibility_timeout_is_reached_in_hops(clock, approver, settings, request):
+    """Redis would hand a message held past its visibility timeout to a second worker,
+    so the expiry is queued a hop ahead and queues itself again until the deadline."""
+    settings.CELERY_ETA_HOP_SECONDS = 20
+    grant = granted(approver)  # one minute long
+    first_hop = queued_eta("policies.tasks.grant_expire")
+    assert abs((first_hop - (grant.starts_at + timedelta(seconds=20))).total_seconds()) < 2
+
+    clock.shift(grant.expires_at - timedelta(seconds=4) - timezone.now())
+    request.getfixturevalue("celery_worker")  # the hop is due: it queues the deadline itself
+    ended = until(lambda: Grant.objects.filter(pk=grant.pk).exclude(ended_at=None).first(), timeout=8)
+    assert timedelta(0) <= ended.ended_at - grant.expires_at < timedelta(seconds=3)
+    assert AuditEvent.objects.filter(verb="grant_expired", target_id=str(grant.pk)).count() == 1
 
 
 def test_sweeper_catches_a_grant_whose_worker_was_down_over_its_deadline(clock, approver):

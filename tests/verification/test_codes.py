@@ -274,7 +274,7 @@ def test_a_broker_outage_does_not_fail_the_request_and_the_sweeper_catches_up(
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.challenge_dispatch, "apply_async", broker_down)
+    monkeypatch.setattr(tasks.challenge_dispatch, "delay", broker_down)
     with run_on_commit():
         challenge = challenge_create(case=make_case(), method="sms_otp", actor=agent)
     assert Challenge.objects.get(pk=challenge.pk).state == ChallengeState.QUEUED and sms_outbox() == []

@@ -9,7 +9,15 @@ from django.core import mail
 from audit.models import AuditEvent
 from verification.channels import DeliveryError
 from verification.models import Notice, OneTimeLink
-from verification.notices import notice_deliver, notice_security, notice_to, notices_sweep, sms_notice
+from verification.notices import (
+    notice_deliver,
+    notice_security,
+    notice_to,
+    notices_deliver,
+    notices_sweep,
+    notices_to_many,
+    sms_notice,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +59,7 @@ def test_a_broker_outage_leaves_the_notice_for_the_sweeper(subject, monkeypatch,
     def broker_down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(tasks.notice_deliver, "apply_async", broker_down)
+    monkeypatch.setattr(tasks.notice_deliver, "delay", broker_down)
     with run_on_commit():
         notice_to(subject, headline="Hello", message="x")
     assert Notice.objects.get().state == Notice.State.QUEUED
@@ -119,3 +127,17 @@ def test_security_notices_go_to_active_security_admins_with_an_address(security_
     with run_on_commit():
         notice_security(headline="Alert", message="Something to look at.")
     assert [m.to for m in mail.outbox] == [[security_admin.email]]
+
+
+def test_notices_written_together_go_in_one_task_and_one_failure_stops_none(
+    subject, manager, settings, tmp_path, run_on_commit
+):
+    settings.SMS_BACKEND, settings.SMS_FILE_PATH = "file", str(tmp_path / "missing" / "sms.jsonl")
+    with run_on_commit() as callbacks:
+        sms_notice("+15550100000", "Vigil: hello")  # its gateway is down
+        notices_to_many([(subject, "Access ended", "x expired."), (manager, "Access ended", "x expired.")])
+    assert len(callbacks) == 2  # the SMS, then both emails together
+    states = dict(Notice.objects.values_list("medium", "state").order_by("medium"))
+    assert states == {"email": Notice.State.SENT, "sms": Notice.State.QUEUED}
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([subject.email, manager.email])
+    assert notices_deliver(notice_ids=list(Notice.objects.values_list("pk", flat=True))) == 0
