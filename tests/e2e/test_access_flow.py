@@ -58,7 +58,7 @@ def test_manager_requests_steps_up_and_an_approver_grants(
         page.click("#challenge-backup_code")
         page.fill(".code-input", backup.secrets_to_show[0])
         page.click("input[value='Check code']")
-        assert page.locator("#step-up-passed").is_visible()
+        page.locator("#step-up-passed").wait_for()
         request = AccessRequest.objects.get()
         assert request.state == "pending_approval" and request.approvals_required == 2
 
