@@ -12,6 +12,7 @@ from django_otp.decorators import otp_required
 from portal.admin_site import PortalLoginForm
 from verification.challenges import attempts_left
 from verification.errors import VerificationError
+from verification.fallback import cooling_off_cancel_by_subject, cooling_off_pending_for
 from verification.models import Challenge, ChallengeState
 from verification.push import push_decide, push_pending_for
 
@@ -25,7 +26,26 @@ class MeLoginView(auth_views.LoginView):
 @login_required(login_url="me-login")
 @otp_required(login_url="me-login")
 def me(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/me.html", {"pending": push_pending_for(request.user)})
+    return render(
+        request,
+        "portal/me.html",
+        {"pending": push_pending_for(request.user), "cooling": cooling_off_pending_for(request.user)},
+    )
+
+
+@require_POST
+@login_required(login_url="me-login")
+@otp_required(login_url="me-login")
+def me_cancel_reset(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Stop a reset someone asked for in your name, during its cooling-off."""
+    case = get_object_or_404(cooling_off_pending_for(request.user), pk=case_id)
+    try:
+        cooling_off_cancel_by_subject(case=case, user=request.user)
+    except VerificationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.warning(request, "Stopped. Nothing was changed, and your security team is told.")
+    return redirect("me")
 
 
 @require_POST

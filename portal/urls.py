@@ -15,6 +15,7 @@ urlpatterns = [
     path("me/", me.me, name="me"),
     path("me/login/", me.MeLoginView.as_view(), name="me-login"),
     path("me/challenges/<int:challenge_id>/", me.me_decide, name="me-decide"),
+    path("me/resets/<int:case_id>/cancel/", me.me_cancel_reset, name="me-cancel-reset"),
     path("api/v1/", include("portal.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file: the CSP allows no inline script.

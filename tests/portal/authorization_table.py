@@ -85,6 +85,8 @@ PAGES = [
     row("GET", "/me/login/",                                        200, 200, 200, 200, 200, 200, 200),
     row("POST", "/me/challenges/{push}/",              ME_LOGIN, 404, 404, 404, 404, 404, 404,
         body={"decision": "deny"}),
+    # Only the subject of a reset in its cooling-off stops it; to anyone else it does not exist.
+    row("POST", "/me/resets/{case}/cancel/",           ME_LOGIN, 404, 404, 404, 404, 404, 404),
     row("GET", "/verify/reset/not-a-token/",                        410, 410, 410, 410, 410, 410, 410),
     row("GET", "/verify/enrol/not-a-token/",                        410, 410, 410, 410, 410, 410, 410),
     row("GET", "/verify/cancel/not-a-token/",                       410, 410, 410, 410, 410, 410, 410),

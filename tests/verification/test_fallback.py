@@ -11,6 +11,7 @@ from django_otp.plugins.otp_email.models import EmailDevice
 
 from audit.models import AuditEvent
 from portal.roles import Role
+from tests.conftest import PASSWORD
 from tests.otp import authenticator, current_token
 from verification.actions import action_execute
 from verification.challenges import challenge_create
@@ -236,3 +237,23 @@ def test_unknown_cancel_tokens_are_refused(db):
     with pytest.raises(WrongState) as refused:
         cooling_off_cancel(token="not-a-token")
     assert refused.value.code == "link_invalid"
+
+
+def me_login(client, user):
+    token = current_token(authenticator(user))
+    client.post("/me/login/", {"username": user.username, "password": PASSWORD, "otp_token": token})
+
+
+def test_the_subject_stops_the_reset_from_their_own_page(cooling, subject, outsider, client, enrolled):
+    stop = f"/me/resets/{cooling.pk}/cancel/"
+    me_login(client, outsider)
+    assert client.post(stop).status_code == 404  # not theirs: for them it does not exist
+    client.logout()
+    me_login(client, subject)
+    assert f'id="cooling-{cooling.pk}"' in client.get("/me/").content.decode()
+
+    assert client.post(stop).status_code == 302
+    cooling.refresh_from_db()
+    assert cooling.state == CaseState.CANCELLED and "own page" in cooling.closed_reason
+    assert f'id="cooling-{cooling.pk}"' not in client.get("/me/").content.decode()
+    assert AuditEvent.objects.filter(verb="case_cancelled", actor=subject.username).exists()
