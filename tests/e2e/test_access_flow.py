@@ -5,13 +5,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth.models import Group, Permission
 
 from policies.access import access_request_decide
 from policies.demo import seed_policy
-from policies.models import AccessRequest, Entitlement, RiskTier
+from policies.models import AccessRequest
 from policies.snapshot import snapshot_invalidate
-from tests.factories import UserFactory
+from tests.factories import prod_db_entitlement
 from tests.otp import authenticator, current_token
 from verification.factors import factor_enroll
 
@@ -24,17 +23,7 @@ def test_manager_requests_steps_up_and_an_approver_grants(
     with time_machine.travel(datetime(2026, 11, 24, 12, 0, tzinfo=UTC), tick=True):
         seed_policy()
         snapshot_invalidate()
-        group = Group.objects.create(name="prod-db-admins")
-        group.permissions.add(Permission.objects.get(codename="view_riskrule"))
-        owner = UserFactory(username="db.owner")
-        Entitlement.objects.create(
-            name="Prod DB admin",
-            system="PostgreSQL prod",
-            owner=owner,
-            group=group,
-            tier=RiskTier.objects.get(level=2),
-            max_minutes=60,
-        )
+        owner = prod_db_entitlement().owner
         manager.is_staff = approver.is_staff = True
         manager.save()
         approver.save()

@@ -5,11 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
-from policies.models import AccessRequest, Entitlement, Grant, RiskTier
-from tests.factories import UserFactory
+from policies.models import AccessRequest, Grant
+from tests.factories import prod_db_entitlement
 from verification.factors import factor_enroll
 
 TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -48,17 +47,7 @@ def grant_in_place(entitlement, user, requester, *, minutes, provisioning="provi
 
 @pytest.fixture
 def prod_db(default_policy):
-    group = Group.objects.create(name="prod-db-admins")
-    group.permissions.add(Permission.objects.get(codename="view_riskrule"))
-    owner = UserFactory(username="db.owner")
-    return Entitlement.objects.create(
-        name="Prod DB admin",
-        system="PostgreSQL prod",
-        owner=owner,
-        tier=RiskTier.objects.get(level=2),
-        max_minutes=60,
-        group=group,
-    )
+    return prod_db_entitlement()
 
 
 @pytest.fixture

@@ -20,9 +20,7 @@ def provisioned_grant(prod_db, user, manager, *, minutes):
     return grant_in_place(prod_db, user, manager, minutes=minutes)
 
 
-def test_one_deadline_ends_every_grant_in_batches_and_spares_covered_access(
-    prod_db, manager, time_machine
-):
+def test_one_deadline_ends_every_grant_in_batches_and_spares_covered_access(prod_db, manager, time_machine):
     people = [UserFactory(username=f"batch{n}", manager=manager) for n in range(7)]
     ending = [provisioned_grant(prod_db, person, manager, minutes=10) for person in people]
     longer = provisioned_grant(prod_db, people[0], manager, minutes=60)  # still covers people[0]

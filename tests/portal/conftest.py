@@ -6,14 +6,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from policies.models import Entitlement, Grant, RiskTier
+from policies.models import Entitlement, Grant
 from portal.models import ApiToken, User
-from tests.factories import UserFactory
+from tests.factories import UserFactory, prod_db_entitlement
 from tests.otp import authenticator, current_token
 from tests.policies.conftest import TUESDAY_NOON
 from verification.factors import factor_enroll
@@ -110,15 +109,7 @@ def world(
     for person in (manager, approver):  # the access screens are their working place
         person.is_staff = True
         person.save(update_fields=["is_staff"])
-    group = Group.objects.create(name="prod-db-admins")
-    entitlement = Entitlement.objects.create(
-        name="Prod DB admin",
-        system="pg",
-        owner=owner,
-        tier=RiskTier.objects.get(level=2),
-        max_minutes=60,
-        group=group,
-    )
+    entitlement = prod_db_entitlement(owner)
     with django_capture_on_commit_callbacks(execute=True):
         opening = {"subject": subject.username, "channel": "walk_in", "ticket": "INC-1"}
         verified = api_post(agent, "/api/v1/verifications/", {**opening, "action": "account_unlock"})

@@ -17,7 +17,6 @@ import hypothesis
 import pytest
 import schemathesis
 import time_machine
-from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from hypothesis import strategies as st
 from schemathesis.checks import (
@@ -29,11 +28,11 @@ from schemathesis.checks import (
 )
 
 from policies.access import access_request_decide, access_request_submit
-from policies.models import AccessRequest, Entitlement, Grant, RiskTier, SensitiveAction
+from policies.models import AccessRequest, Grant, SensitiveAction
 from policies.services import verification_open
 from portal.celery import app
 from portal.models import ApiToken
-from tests.factories import UserFactory
+from tests.factories import prod_db_entitlement
 from tests.otp import current_token
 from verification.challenges import challenge_answer, challenge_create
 from verification.factors import factor_enroll
@@ -103,16 +102,7 @@ def tokens(
         manager_totp = factor_enroll(user=manager, method="totp").device
         factor_enroll(user=manager, method="push")
         factor_enroll(user=approver, method="totp")
-    group = Group.objects.create(name="prod-db-admins")
-    group.permissions.add(Permission.objects.get(codename="view_riskrule"))
-    entitlement = Entitlement.objects.create(
-        name="Prod DB admin",
-        system="PostgreSQL prod",
-        owner=UserFactory(username="db.owner"),
-        tier=RiskTier.objects.get(level=2),
-        max_minutes=60,
-        group=group,
-    )
+    entitlement = prod_db_entitlement()
     case = verification_open(
         subject=subject, agent=agent, action_code="password_reset", channel="walk_in", ticket="INC-1"
     )

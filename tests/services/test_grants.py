@@ -11,17 +11,16 @@ from typing import TypeVar
 import pytest
 import time_machine
 from celery.contrib.testing.worker import start_worker
-from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from policies.access import access_request_decide, access_request_submit
 from policies.grants import grant_provision
-from policies.models import AccessRequest, Entitlement, Grant, RequestState, RiskTier
+from policies.models import AccessRequest, Grant, RequestState
 from policies.tasks import grants_sweep
 from portal.celery import app
 from portal.models import User
-from tests.factories import UserFactory
+from tests.factories import UserFactory, prod_db_entitlement
 from tests.otp import current_token
 from verification.challenges import challenge_answer, challenge_create
 from verification.factors import factor_enroll
@@ -60,16 +59,7 @@ def clock(transactional_db, default_policy):
 def granted(approver: User) -> Grant:
     """The public flow: the on-call engineer asks for a one-minute grant for
     themselves, passes the step-up with their authenticator, an approver approves."""
-    group = Group.objects.create(name="prod-db-admins")
-    group.permissions.add(Permission.objects.get(codename="view_riskrule"))
-    entitlement = Entitlement.objects.create(
-        name="Prod DB admin",
-        system="PostgreSQL prod",
-        owner=UserFactory(username="db.owner"),
-        tier=RiskTier.objects.get(level=2),
-        max_minutes=60,
-        group=group,
-    )
+    entitlement = prod_db_entitlement()
     oncall = UserFactory(username="oncall")
     with time_machine.travel(timezone.now() - timedelta(days=30), tick=False):
         device = factor_enroll(user=oncall, method="totp").device
