@@ -130,8 +130,8 @@ def grant_end(*, grant_id: int) -> bool:
         grant.ended_at = now
         grant.save(update_fields=["provisioning", "provisioning_error", "ended_at"])
         _close_requests([grant], now)
-        record_many([_ended_entry(grant, now, cover.pk if cover else None)])
         notices_to_many(_ended_messages([grant], now))
+        record_many([_ended_entry(grant, now, cover.pk if cover else None)])
         return True
 
 

@@ -29,10 +29,10 @@ def grant_provision(self, grant_id: int) -> bool:  # type: ignore[no-untyped-def
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def grant_expire(self, grant_id: int) -> bool:  # type: ignore[no-untyped-def]
-    """Scheduled at expires_at. Grants sharing a deadline end together: the first task
-    to run ends every group grant due, in batches; the rest find theirs done. A
-    deprovision that fails is retried with backoff, and the beat sweeper catches
-    anything this misses."""
+    """Queued for expires_at (in hops, see `schedule`). Grants sharing a deadline end
+    together: the first task to run ends every group grant due, in batches; the rest
+    find theirs done. A deprovision that fails is retried with backoff, and the beat
+    sweeper catches anything this misses."""
     grant = Grant.objects.filter(pk=grant_id, ended_at=None).first()
     if grant is None:
         return False  # ended with the others of its deadline

@@ -41,6 +41,10 @@ class AuthenticatorByDefault:
             raise ValidationError("no authenticator code", code="token_required")
         super().clean_otp(user)  # type: ignore[misc]
 
+    def _update_form(self, user: Any) -> None:
+        """Left as it was: django-otp would show the password again and list the person's
+        devices, but only after a right password, so the page would confirm it to a guesser."""
+
 
 class LoginThrottled:
     """Paused for a while after repeated failures, per username and per client address
@@ -60,6 +64,8 @@ class LoginThrottled:
             cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
         except ValidationError as exc:
             login_failure_record(username=username, ip=ip)
+            # Nor may the template see who the password matched (django-otp's shows more then).
+            self.user_cache = None
             raise ValidationError(SIGN_IN_REFUSED, code="invalid_login") from exc
         if self.get_user() is not None:  # type: ignore[attr-defined]
             login_success_record(username=username)

@@ -151,25 +151,26 @@ def grants_visible_to(user: Any) -> QuerySet[Grant]:
 
 class GrantQuerySerializer(serializers.Serializer):
     user = serializers.CharField(required=False, allow_blank=True, max_length=150, help_text="username")
-    active = serializers.ChoiceField(
-        choices=["true", "false", "1", "0"],
+    active = serializers.BooleanField(
         required=False,
-        help_text="true: only grants active now; false: only the others",
+        allow_null=True,
+        default=None,
+        help_text="true: only grants active now; false: only the others; empty: all",
     )
 
 
 class GrantListView(APIView):
     @extend_schema(parameters=[GrantQuerySerializer], responses=GrantSerializer(many=True))
     def get(self, request: Request) -> Response:
-        # A plain dict: an empty value is then bad input, not taken as "not given" as in a form.
+        # CONTRACT's own example is ?user=&active=: an empty value means "not given".
         query = parsed(GrantQuerySerializer, request.query_params.dict())
         grants = grants_visible_to(request.user).order_by("-starts_at")
         if username := query.get("user"):
             grants = grants.filter(user__username=username)
         active = query.get("active")
-        if active in {"true", "1"}:
+        if active is True:
             grants = grants & Grant.objects.active(timezone.now())
-        elif active in {"false", "0"}:
+        elif active is False:
             grants = grants.exclude(pk__in=Grant.objects.active(timezone.now()).values("pk"))
         return Response(GrantSerializer(grants[:500], many=True).data)
 

@@ -41,6 +41,10 @@ class _ScopedThrottle(SimpleRateThrottle):
         self.num_requests, self.duration = self.parse_rate(self.rate)
         if super().allow_request(request, view):
             return True
+        # The first refusal of a caller in a window is recorded, not each: a flood of
+        # refused requests must not turn into a flood of writes on the audit chain.
+        if not self.cache.add(f"{self.key}:audited:{request.user.pk}", True, self.duration):
+            return False
         record(
             "request_throttled",
             outcome=Outcome.BLOCKED,

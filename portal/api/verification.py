@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from policies.services import verification_open
 from portal.api.parsing import parsed
-from portal.api.throttles import THROTTLES
+from portal.api.throttles import THROTTLES, CallerThrottle
 from verification.actions import action_execute
 from verification.cases import case_cancel, case_escalate
 from verification.challenges import attempts_left, challenge_answer, challenge_create, public_state
@@ -258,9 +258,10 @@ def _answerable_by_recipient(request: Request) -> Any:
 
 
 class MyChallengeDecideView(APIView):
-    """Shares the answer budgets: the recipient's own, and the subject's with the agents'."""
+    """The recipient's own answer budget only: agents' guesses about a subject must never
+    stop the subject from denying or reporting (attempts per challenge still bound it)."""
 
-    throttle_classes = THROTTLES
+    throttle_classes = [CallerThrottle]
     throttle_scope = "challenge_answer"
 
     def throttle_subject(self, request: Request) -> Any:

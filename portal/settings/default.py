@@ -269,8 +269,9 @@ VERIFICATION_REDISPATCH_AFTER_SECONDS = env_int("VERIFICATION_REDISPATCH_AFTER_S
 VERIFICATION_SWEEP_SECONDS = env_int("VERIFICATION_SWEEP_SECONDS", 30, minimum=1)
 # A worker's claim on what it is sending: longer than EMAIL_TIMEOUT and the 5 s webhook
 # timeout, so a live but slow send is never repeated by another worker.
+_LEASE_MINIMUM = max(EMAIL_TIMEOUT, 5) + 1
 VERIFICATION_DELIVERY_LEASE_SECONDS = env_int(
-    "VERIFICATION_DELIVERY_LEASE_SECONDS", 60, minimum=max(EMAIL_TIMEOUT, 5) + 1
+    "VERIFICATION_DELIVERY_LEASE_SECONDS", max(60, _LEASE_MINIMUM), minimum=_LEASE_MINIMUM
 )
 # Lost-factor path: the least cooling-off, whatever the tier says (never a weaker path).
 VERIFICATION_FALLBACK_COOLING_OFF_HOURS = env_int("VERIFICATION_FALLBACK_COOLING_OFF_HOURS", 24, minimum=1)
@@ -311,7 +312,9 @@ else:
 # Throttles and login lockouts count in this cache, so every web process must share it:
 # Redis in production (its own database, so a cache clear never drops queued tasks),
 # else files under var/, shared by the processes of one machine.
-CACHE_URL = env_str("CACHE_URL", urlsplit(REDIS_URL)._replace(path="/1").geturl() if REDIS_URL else "")
+_broker = urlsplit(REDIS_URL)
+_cache_db = "/2" if _broker.path.strip("/") == "1" else "/1"
+CACHE_URL = env_str("CACHE_URL", _broker._replace(path=_cache_db).geturl() if REDIS_URL else "")
 if CACHE_URL:
     # Forgetful, not failing, while Redis is away (portal.cache); a hung Redis costs a second.
     CACHES = {

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django_otp.plugins.otp_email.models import EmailDevice
 
@@ -133,3 +135,21 @@ def test_no_answer_says_the_password_was_right(client, security_admin):
     ]
     assert len({str(answer.context["form"].errors) for answer in answers}) == 1
     assert not EmailDevice.objects.exists()  # no code is ever mailed at sign-in
+
+
+@pytest.mark.parametrize("url", ["/admin/login/", "/me/login/"])
+def test_a_right_password_with_a_wrong_code_gets_the_page_a_wrong_password_gets(client, security_admin, url):
+    # django-otp would show the password again, the person's devices and a challenge button,
+    # but only after a right password: the page itself would tell a guesser it was right.
+    device = authenticator(security_admin)
+    code = wrong_token(device)
+
+    def page(password: str) -> str:
+        response = client.post(
+            url, {"username": security_admin.username, "password": password, "otp_token": code}
+        )
+        return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", response.content.decode())
+
+    right = page(PASSWORD)
+    assert PASSWORD not in right
+    assert right == page("wrong-password")

@@ -120,3 +120,17 @@ def test_a_local_debug_run_keeps_a_generated_field_encryption_key_under_var(tmp_
         keys.append(key_file.read_text())
     assert keys[0] == keys[1] and len(base64.urlsafe_b64decode(keys[0])) == 32
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_delivery_lease_outlasts_a_longer_email_timeout_by_default(tmp_path):
+    # Otherwise a second worker takes over a slow but live send, and the email goes twice.
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.VERIFICATION_DELIVERY_LEASE_SECONDS)",
+        DEBUG="1",
+        EMAIL_TIMEOUT="120",
+        VIGIL_VAR_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split()[-1]) > 120
