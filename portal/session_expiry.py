@@ -23,6 +23,9 @@ LAST_SEEN_AT = "_staff_session_last_seen_at"
 # At most one session write a minute, not one per request (the console refreshes every
 # few seconds); the idle limit is therefore kept to the minute.
 LAST_SEEN_RESOLUTION_SECONDS = 60
+# Pages that reload themselves (the console, /me/) ask for ?refreshed=1: a page left open
+# is not someone working, so it must not keep an idle session alive.
+SELF_REFRESH_PARAM = "refreshed"
 
 
 def _now() -> int:
@@ -58,7 +61,7 @@ class StaffSessionExpiryMiddleware:
         if _is_staff(request):
             self._expire_if_due(request)
         response = self.get_response(request)
-        if _is_staff(request):
+        if _is_staff(request) and SELF_REFRESH_PARAM not in request.GET:
             _stamp(request.session, _now())
         return response
 

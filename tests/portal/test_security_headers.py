@@ -168,6 +168,17 @@ def test_staff_session_in_use_stays_open(client, security_admin):
     assert not AuditEvent.objects.filter(verb="session_expired").exists()
 
 
+def test_a_page_left_refreshing_itself_does_not_keep_a_staff_session_open(client, security_admin):
+    with time_machine.travel(TUESDAY_NOON, tick=False) as traveller:
+        otp_login(client, security_admin)
+        page = client.get("/me/").content.decode()
+        assert 'content="5;url=?refreshed=1"' in page
+        for _ in range(3):  # the page reloads itself; nobody is there
+            traveller.shift(IDLE / 2)
+            client.get("/me/?refreshed=1")
+    assert AuditEvent.objects.get(verb="session_expired").data["reason"] == "idle"
+
+
 def test_an_expired_staff_session_also_closes_the_api(client, agent):
     with time_machine.travel(TUESDAY_NOON, tick=False) as traveller:
         otp_login(client, agent)
