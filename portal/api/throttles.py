@@ -17,7 +17,9 @@ from audit.models import Outcome
 from audit.services import record
 
 
-class _ScopedThrottle(SimpleRateThrottle):
+class CallerThrottle(SimpleRateThrottle):
+    """Per authenticated caller (every view using it requires authentication)."""
+
     scope_suffix = ""
 
     def __init__(self) -> None:
@@ -29,7 +31,7 @@ class _ScopedThrottle(SimpleRateThrottle):
         return None if rate is None else str(rate)
 
     def ident(self, request: Request, view: Any) -> Any:
-        raise NotImplementedError
+        return request.user.pk
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
         ident = self.ident(request, view)
@@ -61,14 +63,7 @@ class _ScopedThrottle(SimpleRateThrottle):
         return False
 
 
-class CallerThrottle(_ScopedThrottle):
-    """Per authenticated caller (every view using it requires authentication)."""
-
-    def ident(self, request: Request, view: Any) -> Any:
-        return request.user.pk
-
-
-class SubjectThrottle(_ScopedThrottle):
+class SubjectThrottle(CallerThrottle):
     """Per subject of the case, whichever agent, token or session asks. Requests for
     objects the caller cannot see do not count: a stranger cannot spend a subject's budget."""
 
